@@ -1,0 +1,3 @@
+from seqattn.cli.main import main
+
+main()

@@ -1,0 +1,80 @@
+"""What every command shares: output formats, consoles, progress, and the error contract.
+
+Exit codes: 0 success, 1 a failure while running, 2 a usage or input error.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from seqattn.errors import InputError
+
+OUTPUT_FORMATS = ("pretty", "tsv", "conllu", "jsonl")
+
+
+def stdout_is_terminal() -> bool:
+    return sys.stdout.isatty()
+
+
+def choose_format(requested: str | None, allowed: tuple[str, ...] = OUTPUT_FORMATS, pipe_default: str = "tsv") -> str:
+    """``requested``, else pretty on a terminal and ``pipe_default`` in a pipeline.
+
+    Raises:
+        InputError: a format outside ``allowed``.
+    """
+    if requested is None:
+        return "pretty" if stdout_is_terminal() else pipe_default
+    if requested not in allowed:
+        raise InputError(f"unknown --format {requested!r}; expected one of {', '.join(allowed)}")
+    return requested
+
+
+def console(stderr: bool = False):
+    """A rich Console; colour only on a terminal and never when NO_COLOR is set."""
+    from rich.console import Console
+
+    stream = sys.stderr if stderr else sys.stdout
+    return Console(file=stream, no_color=bool(os.environ.get("NO_COLOR")), highlight=False,
+                   force_terminal=None if stream.isatty() else False, soft_wrap=False)
+
+
+def write(text: str) -> None:
+    """Write data to stdout and flush, so pipelines see each record as soon as it is ready."""
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def say(message: str, quiet: bool = False) -> None:
+    """A message for the person at the terminal: stderr, never mixed into the data on stdout."""
+    if not quiet:
+        print(message, file=sys.stderr, flush=True)
+
+
+@contextmanager
+def progress(description: str, quiet: bool = False) -> Iterator:
+    """A rich progress bar on stderr when stderr is a terminal; otherwise a no-op object.
+
+    Yields an object with ``update(completed, total, description=None)``.
+    """
+    if quiet or not sys.stderr.isatty():
+        class Silent:
+            def update(self, completed, total, description=None):
+                pass
+
+        yield Silent()
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console(stderr=True), transient=True) as bar:
+        task = bar.add_task(description, total=None)
+
+        class Bar:
+            def update(self, completed, total, description=None):
+                bar.update(task, completed=completed, total=total,
+                           **({"description": description} if description else {}))
+
+        yield Bar()

@@ -1,0 +1,115 @@
+"""Entry point of the ``seqattn`` command: the Typer app and the error contract around it."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import typer
+
+from seqattn.errors import EXIT_FAILURE, EXIT_USAGE, SeqattnError
+
+HELP = """seqattn: self-attention models for sequences from the shell.
+
+Text, speech frames and graph nodes become sets of vectors; (truncated) self-attention models
+turn them into a tag per element, one class, or an output sequence.
+
+Exit codes: 0 success, 1 a failure while running, 2 a usage or input error.
+Set SEQATTN_DEBUG=1 to see a traceback for unexpected errors.
+"""
+
+app = typer.Typer(help=HELP, no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  rich_markup_mode=None, context_settings={"help_option_names": ["-h", "--help"]})
+evaluate_app = typer.Typer(help="Score a model on labelled data.", no_args_is_help=True)
+train_app = typer.Typer(help="Train a model on your data.", no_args_is_help=True)
+app.add_typer(evaluate_app, name="evaluate")
+app.add_typer(train_app, name="train")
+
+
+@app.command("models")
+def models_cli(
+    format: str = typer.Option(None, "--format", help="pretty (terminal default) | tsv | json"),
+) -> None:
+    """List the shipped models: task, window, training data, license and test metric."""
+    import json
+
+    from seqattn.cli.common import choose_format, console, write
+    from seqattn.models.io import registry
+
+    fmt = choose_format(format, ("pretty", "tsv", "json"))
+    models = registry()
+    if fmt == "json":
+        write(json.dumps(models, indent=1) + "\n")
+        return
+    rows = [(name, m["task"], "full" if m.get("window") is None else f"|i-j| <= {m['window']}", m["data"],
+             m["license"], m["metric"]) for name, m in models.items()]
+    if fmt == "tsv":
+        write("".join("\t".join(map(str, r)) + "\n" for r in rows))
+        return
+    from rich.table import Table
+
+    table = Table(title="Shipped models")
+    for column in ("name", "task", "attention window", "training data", "license", "test metric"):
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*map(str, row))
+    console().print(table)
+
+
+def _register_commands() -> None:
+    # Each task module adds its commands; importing them costs only typer.
+    from seqattn.cli import tag
+
+    tag.register(app, evaluate_app, train_app)
+
+
+_register_commands()
+
+
+def _error(message: str, code: int) -> int:
+    print(f"seqattn: error: {message}", file=sys.stderr, flush=True)
+    return code
+
+
+def run(argv: list[str] | None = None) -> int:
+    """Run the CLI and return the exit code; every error becomes one line on stderr."""
+    command = typer.main.get_command(app)
+    try:
+        result = command.main(args=argv, prog_name="seqattn", standalone_mode=False)
+        return result if isinstance(result, int) else 0
+    except typer.Exit as done:
+        return done.exit_code
+    except typer.Abort:
+        return _error("aborted", 130)
+    except typer.TyperException as err:  # click's usage errors (typer vendors click)
+        ctx = getattr(err, "ctx", None)
+        if type(err).__name__ == "NoArgsIsHelpError" and ctx is not None:
+            print(ctx.get_help(), file=sys.stderr)
+            return EXIT_USAGE
+        where = ctx.command_path if ctx is not None else "seqattn"
+        return _error(f"{err.format_message()} (see '{where} --help')", EXIT_USAGE)
+    except SeqattnError as err:
+        if os.environ.get("SEQATTN_DEBUG") == "1":
+            raise
+        return _error(str(err), err.exit_code)
+    except BrokenPipeError:
+        raise
+    except KeyboardInterrupt:
+        return 130
+    except Exception as err:  # noqa: BLE001 - the last line of defence: no traceback for users
+        if os.environ.get("SEQATTN_DEBUG") == "1":
+            raise
+        return _error(f"unexpected {type(err).__name__}: {err} (SEQATTN_DEBUG=1 shows the traceback)", EXIT_FAILURE)
+
+
+def main() -> None:
+    """Console-script entry point: exit quietly with 0 when the reader of stdout goes away."""
+    try:
+        code = run()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `seqattn tag big.txt | head -1`: the reader left; Python would complain at exit otherwise.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        code = 0
+    sys.exit(code)

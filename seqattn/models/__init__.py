@@ -1,0 +1,1 @@
+"""Model definitions (one file per task) and the shipped models (one folder each)."""

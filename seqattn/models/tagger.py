@@ -1,0 +1,181 @@
+"""The word tagger: word, character and subword features -> truncated self-attention -> a tag per word.
+
+Word vector (what the encoder sees as one element of the set):
+    x_i = W [ e_word(lower(w_i)) ; CharCNN(w_i) ; mean_k e_piece(p_ik) ]
+    - a word embedding for the lower-cased form (train words seen >= min_word_count times),
+    - a character CNN with max-pooling over the word's characters (Ma & Hovy 2016): case,
+      suffixes and shape, so unknown words still get a good vector,
+    - the mean of the word's sentencepiece subword embeddings (seqattn.readers.subwords).
+Then positional encoding, L pre-LN blocks of truncated self-attention (|i - j| <= window, with
+a learned relative bias per offset), and a linear TaggingHead.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from seqattn.heads.tagging import TaggingHead
+from seqattn.nn.encoder import Encoder, EncoderConfig
+
+PAD, UNK = 0, 1  # ids shared by the word and character vocabularies
+_DIGITS = re.compile(r"\d")
+
+
+def normalise_word(word: str) -> str:
+    """Key of the word embedding: lower case, every digit 0 (numbers share statistics)."""
+    return _DIGITS.sub("0", word.lower())
+
+
+@dataclass
+class TaggerConfig:
+    """Hyper-parameters and vocabularies of ``Tagger``; saved as the model's config.json."""
+
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
+        d_model=256, n_heads=4, n_layers=3, d_ff=512, dropout=0.25, attention_dropout=0.1,
+        window=8, positional="sinusoidal", relative_bias=True))
+    word_dim: int = 128  # word embedding size
+    char_dim: int = 48  # character embedding size
+    char_filters: int = 160  # CharCNN output size
+    char_kernel: int = 3  # CharCNN width (characters)
+    max_word_chars: int = 24  # longer words keep their first and last 12 characters
+    subword_dim: int = 96  # sentencepiece embedding size
+    subword_vocab_size: int = 4000
+    min_word_count: int = 2
+    words: list[str] = field(default_factory=list)  # id -> word (0 PAD, 1 UNK)
+    chars: list[str] = field(default_factory=list)  # id -> character (0 PAD, 1 UNK)
+    tags: list[str] = field(default_factory=list)  # id -> UPOS tag
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["encoder"] = self.encoder.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "TaggerConfig":
+        d = dict(d)
+        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        return cls(**d)
+
+    def build_vocabularies(self, sentences: list[list[str]], tags: list[list[str]]) -> None:
+        """Fill ``words``, ``chars`` and ``tags`` from training sentences."""
+        words = Counter(normalise_word(w) for s in sentences for w in s)
+        chars = Counter(c for s in sentences for w in s for c in w)
+        self.words = ["<pad>", "<unk>"] + sorted(w for w, n in words.items() if n >= self.min_word_count)
+        self.chars = ["<pad>", "<unk>"] + sorted(chars)
+        self.tags = sorted({t for s in tags for t in s})
+
+
+class CharCNN(nn.Module):
+    """Character CNN word encoder: embed characters, convolve, max-pool over the word.
+
+    Shapes:
+        chars: (W, C) int64 (0 = padding)  ->  (W, n_filters)
+    """
+
+    def __init__(self, n_chars: int, char_dim: int, n_filters: int, kernel: int):
+        super().__init__()
+        self.embed = nn.Embedding(n_chars, char_dim, padding_idx=PAD)
+        self.conv = nn.Conv1d(char_dim, n_filters, kernel, padding=kernel // 2)
+
+    def forward(self, chars: Tensor) -> Tensor:
+        h = self.conv(self.embed(chars).transpose(1, 2))  # (W, n_filters, C)
+        h = h.masked_fill((chars == PAD)[:, None, :], -1e4)
+        return torch.relu(h.max(dim=2).values)
+
+
+class Tagger(nn.Module):
+    """Word features -> truncated self-attention encoder -> a tag per word.
+
+    Shapes (a batch of B sentences, N words at most, W = B * N word slots):
+        words: (B, N) int64, chars: (B, N, C) int64, pieces: (P,) int64, piece_offsets: (B * N,) int64,
+        padding: (B, N) bool  ->  logits (B, N, n_tags) [, attention weights per layer]
+    """
+
+    def __init__(self, cfg: TaggerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.word_embed = nn.Embedding(len(cfg.words), cfg.word_dim, padding_idx=PAD)
+        self.char_cnn = CharCNN(len(cfg.chars), cfg.char_dim, cfg.char_filters, cfg.char_kernel)
+        self.piece_embed = nn.EmbeddingBag(cfg.subword_vocab_size, cfg.subword_dim, mode="mean")
+        self.project = nn.Linear(cfg.word_dim + cfg.char_filters + cfg.subword_dim, cfg.encoder.d_model)
+        self.input_drop = nn.Dropout(cfg.encoder.dropout)
+        self.encoder = Encoder(cfg.encoder)
+        self.head = TaggingHead(cfg.encoder.d_model, len(cfg.tags))
+
+    def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
+        b, n = batch["words"].shape
+        chars = self.char_cnn(batch["chars"].view(b * n, -1)).view(b, n, -1)
+        pieces = self.piece_embed(batch["pieces"], batch["piece_offsets"]).view(b, n, -1)
+        x = torch.cat([self.word_embed(batch["words"]), chars, pieces], dim=-1)  # (B, N, word+char+subword)
+        x = self.input_drop(self.project(x))  # (B, N, d_model)
+        h, weights = self.encoder(x, batch["padding"], return_weights=True)
+        logits = self.head(h)
+        return (logits, weights) if return_weights else logits
+
+
+class Featurizer:
+    """Turns sentences (lists of words) into the tensors ``Tagger`` reads.
+
+    Args:
+        cfg: the tagger's config (vocabularies).
+        subwords: a ``SubwordModel`` whose vocabulary matches ``cfg.subword_vocab_size``.
+    """
+
+    def __init__(self, cfg: TaggerConfig, subwords):
+        self.cfg, self.subwords = cfg, subwords
+        self.word_ids = {w: i for i, w in enumerate(cfg.words)}
+        self.char_ids = {c: i for i, c in enumerate(cfg.chars)}
+        self.tag_ids = {t: i for i, t in enumerate(cfg.tags)}
+
+    def _chars(self, word: str) -> list[int]:
+        m = self.cfg.max_word_chars
+        if len(word) > m:
+            word = word[: m // 2] + word[-(m - m // 2):]
+        return [self.char_ids.get(c, UNK) for c in word]
+
+    def batch(self, sentences: list[list[str]], tags: list[list[str]] | None = None,
+              word_dropout: float = 0.0, generator: torch.Generator | None = None) -> dict[str, Tensor]:
+        """Pad a list of sentences into one batch.
+
+        Args:
+            tags: gold tags (training); unknown tags raise KeyError.
+            word_dropout: probability of replacing a word id by UNK (training only), so the
+                model learns to tag from characters and subwords alone.
+        Shapes:
+            -> words (B, N), chars (B, N, C), pieces (P,), piece_offsets (B*N,), padding (B, N)
+               [, labels (B, N) with -100 at padding]
+        """
+        b, n = len(sentences), max(len(s) for s in sentences)
+        c = min(self.cfg.max_word_chars, max(len(w) for s in sentences for w in s))
+        words = torch.zeros(b, n, dtype=torch.long)
+        chars = torch.zeros(b, n, max(c, self.cfg.char_kernel), dtype=torch.long)
+        padding = torch.ones(b, n, dtype=torch.bool)
+        pieces: list[int] = []
+        offsets: list[int] = []
+        for i, sentence in enumerate(sentences):
+            padding[i, : len(sentence)] = False
+            words[i, : len(sentence)] = torch.tensor([self.word_ids.get(normalise_word(w), UNK) for w in sentence])
+            for j in range(n):
+                offsets.append(len(pieces))
+                if j < len(sentence):
+                    ids = self._chars(sentence[j])
+                    chars[i, j, : len(ids)] = torch.tensor(ids)
+                    pieces.extend(self.subwords.pieces(sentence[j]))
+                else:
+                    pieces.append(0)
+        if word_dropout:
+            drop = torch.rand(b, n, generator=generator) < word_dropout
+            words = words.masked_fill(drop & ~padding, UNK)
+        batch = {"words": words, "chars": chars, "pieces": torch.tensor(pieces, dtype=torch.long),
+                 "piece_offsets": torch.tensor(offsets, dtype=torch.long), "padding": padding}
+        if tags is not None:
+            labels = torch.full((b, n), -100, dtype=torch.long)
+            for i, sentence_tags in enumerate(tags):
+                labels[i, : len(sentence_tags)] = torch.tensor([self.tag_ids[t] for t in sentence_tags])
+            batch["labels"] = labels
+        return batch

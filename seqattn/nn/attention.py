@@ -1,0 +1,341 @@
+"""Self-attention: score functions, full and truncated (banded) attention, multi-head attention.
+
+Everything here follows the self-attention lecture (../shared/seeds): a query q_i is compared
+with every key k_j by a *score function* (scaled dot-product or additive), the scores of one
+query are normalised by a softmax into attention weights, and the output is the weighted sum of
+the values v_j.  *Truncated* self-attention (the lecture's speech case; Longformer's sliding
+window) lets position i see only the positions j with |i - j| <= w.
+
+Conventions used throughout:
+    B batch, H heads, N sequence length, Dh size of one head, w window half-width.
+    key_padding_mask: (B, N) bool, True where the position is padding (PyTorch's convention).
+    Masked scores are filled with a large *finite* negative number, never -inf: a row whose
+    keys are all masked would otherwise give NaN that poisons the gradients of K and V.
+
+Attention weights come back in one of two documented layouts:
+    full attention (window=None):  (B, H, N, N)        weights[b, h, i, j]
+    truncated attention (window=w): (B, H, N, 2w + 1)   weights[b, h, i, s] for j = i + s - w
+The band layout is O(N * w) like the computation itself; ``band_to_dense`` expands it for
+visualising short sequences.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+Score = Literal["dot", "additive"]
+SCORES: tuple[str, ...] = ("dot", "additive")
+MASK_VALUE = -1e9  # finite "minus infinity" (see module docstring)
+
+
+# --------------------------------------------------------------------------- masks and scores
+
+
+def band_mask(n_queries: int, n_keys: int, window: int | None, device=None) -> Tensor:
+    """Boolean mask of allowed (query, key) pairs: |i - j| <= window.
+
+    Shapes:
+        -> (n_queries, n_keys) bool, True where attention is allowed.
+    """
+    i = torch.arange(n_queries, device=device)[:, None]
+    j = torch.arange(n_keys, device=device)[None, :]
+    if window is None:
+        return torch.ones(n_queries, n_keys, dtype=torch.bool, device=device)
+    return (i - j).abs() <= window
+
+
+def dot_product_scores(q: Tensor, k: Tensor) -> Tensor:
+    """Scaled dot-product scores q k^T / sqrt(Dh) (Vaswani et al. 2017; lecture: "Dot-product").
+
+    Shapes:
+        q: (..., Nq, Dh), k: (..., Nk, Dh)  ->  (..., Nq, Nk)
+    """
+    return torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+
+
+def additive_scores(q: Tensor, k: Tensor, v_score: Tensor) -> Tensor:
+    """Additive scores v^T tanh(q'_i + k'_j) (Bahdanau et al. 2015; lecture: "Additive").
+
+    ``q`` and ``k`` are already projected (q' = W_q q, k' = W_k k); ``v_score`` is the learned
+    vector v of each head.  Memory is O(Nq * Nk * Da): use it on short sequences or inside
+    the banded layout, where Nk is the band.
+
+    Shapes:
+        q: (B, H, ..., Nq, Da), k: (B, H, ..., Nk, Da), v_score: (H, Da)  ->  (B, H, ..., Nq, Nk)
+    """
+    hidden = torch.tanh(q.unsqueeze(-2) + k.unsqueeze(-3))  # (B, H, ..., Nq, Nk, Da)
+    v = v_score.view(1, v_score.shape[0], *([1] * (q.dim() - 3)), v_score.shape[1], 1)  # (1, H, 1.., Da, 1)
+    return torch.matmul(hidden, v).squeeze(-1)
+
+
+def _scores(q: Tensor, k: Tensor, score: Score, v_score: Tensor | None) -> Tensor:
+    if score == "dot":
+        return dot_product_scores(q, k)
+    if score == "additive":
+        if v_score is None:
+            raise ValueError("additive scores need v_score, the per-head vector v")
+        return additive_scores(q, k, v_score)
+    raise ValueError(f"unknown score function {score!r}; expected one of {SCORES}")
+
+
+def _masked_softmax(scores: Tensor, allowed: Tensor) -> Tensor:
+    """Softmax over the last axis where ``allowed``; rows with nothing allowed become all zero."""
+    scores = scores.masked_fill(~allowed, MASK_VALUE)
+    weights = torch.softmax(scores, dim=-1)
+    return weights * allowed.any(dim=-1, keepdim=True)
+
+
+def _check_qkv(q: Tensor, k: Tensor, v: Tensor, window: int | None) -> None:
+    if q.dim() != 4 or k.dim() != 4 or v.dim() != 4:
+        raise ValueError(f"q, k, v must be (B, H, N, Dh); got {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if q.shape[:3] != k.shape[:3] or k.shape[:3] != v.shape[:3]:
+        raise ValueError(f"q, k, v disagree in (B, H, N): {tuple(q.shape)}, {tuple(k.shape)}, {tuple(v.shape)}")
+    if window is not None and window < 0:
+        raise ValueError(f"window must be >= 0 or None, got {window}")
+
+
+# --------------------------------------------------------------------------- attention functions
+
+
+def dense_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int | None = None,
+    key_padding_mask: Tensor | None = None,
+    score: Score = "dot",
+    v_score: Tensor | None = None,
+    relative_bias: Tensor | None = None,
+    dropout: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Attention with the full N x N score matrix (the reference path; O(N^2) memory).
+
+    softmax(score(q_i, k_j) + b_{j-i}) v over the keys j allowed by the band |i - j| <= window
+    (all keys when window is None) and by the padding mask.
+
+    Args:
+        relative_bias: optional (H, 2w + 1) learned bias per head and offset j - i (Shaw et al.
+            2018 style relative position); only with a window.
+    Shapes:
+        q, k, v: (B, H, N, Dh)  ->  out: (B, H, N, Dh), weights: (B, H, N, N)
+    Raises:
+        ValueError: window < 0, q/k/v shapes disagree, or an unknown score.
+    """
+    _check_qkv(q, k, v, window)
+    n = q.shape[2]
+    scores = _scores(q, k, score, v_score)  # (B, H, N, N)
+    if relative_bias is not None:
+        if window is None:
+            raise ValueError("relative_bias needs a window")
+        offset = torch.arange(n, device=q.device)[None, :] - torch.arange(n, device=q.device)[:, None]
+        index = (offset + window).clamp(0, 2 * window)  # (N, N); outside the band masked below
+        scores = scores + relative_bias[:, index].unsqueeze(0)
+    allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
+    if key_padding_mask is not None:
+        allowed = allowed & ~key_padding_mask[:, None, None, :]
+    weights = _masked_softmax(scores, allowed)
+    out = torch.matmul(F.dropout(weights, dropout) if dropout else weights, v)
+    return out, weights
+
+
+def default_block_size(window: int) -> int:
+    """Query block size for the banded layout: about the window, within [16, 128].
+
+    Each block of B queries reads B + 2w keys, so the work is N (B + 2w) against the useful
+    N (2w + 1); B around w balances that waste against per-block overhead
+    (../shared/notes/truncated-attention-on-cpu.md).
+    """
+    return int(min(128, max(16, window)))
+
+
+def _blocks(x: Tensor, block: int, n_blocks: int) -> Tensor:
+    """(B, H, N, D) -> (B, H, n_blocks, block, D), zero-padded at the end."""
+    pad = n_blocks * block - x.shape[2]
+    return F.pad(x, (0, 0, 0, pad)).view(x.shape[0], x.shape[1], n_blocks, block, x.shape[3])
+
+
+def _key_windows(x: Tensor, window: int, block: int, n_blocks: int) -> Tensor:
+    """Key/value windows of each query block.
+
+    Block b holds queries [b*block, (b+1)*block) and sees keys [b*block - w, (b+1)*block + w).
+
+    Shapes:
+        x: (B, H, N, D)  ->  (B, H, n_blocks, block + 2w, D)
+    """
+    span = block + 2 * window
+    pad_end = n_blocks * block - x.shape[2] + window
+    padded = F.pad(x, (0, 0, window, pad_end))  # (B, H, n_blocks*block + 2w, D)
+    return padded.unfold(2, span, block).transpose(-1, -2)
+
+
+def banded_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    window: int,
+    *,
+    key_padding_mask: Tensor | None = None,
+    score: Score = "dot",
+    v_score: Tensor | None = None,
+    relative_bias: Tensor | None = None,
+    dropout: float = 0.0,
+    block: int | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Truncated self-attention: position i sees only |i - j| <= window.
+
+    softmax(score(q_i, k_j) + b_{j-i}) v restricted to a band ("truncated self-attention",
+    the speech example of the lecture; Longformer's sliding window).  Queries are cut into
+    blocks of ``block`` positions; each block attends to its own keys and the ``window`` keys
+    on either side, so memory is O(N * (block + 2 * window)) = O(N * window), never N x N.
+
+    Args:
+        window: half-width w >= 0.
+        relative_bias: optional (H, 2w + 1) bias per head and offset j - i.
+        block: query block size; default ``default_block_size(window)``.
+    Shapes:
+        q, k, v: (B, H, N, Dh)  ->  out: (B, H, N, Dh), weights: (B, H, N, 2w + 1)
+        (weights[..., i, s] belongs to key j = i + s - w; zero outside the sequence.)
+    Raises:
+        ValueError: window < 0, q/k/v shapes disagree, or an unknown score.
+    """
+    _check_qkv(q, k, v, window)
+    bsz, heads, n, _ = q.shape
+    block = block or default_block_size(window)
+    n_blocks = max(1, -(-n // block))
+    span = block + 2 * window
+
+    q_blocks = _blocks(q, block, n_blocks)  # (B, H, nb, block, Dh)
+    k_windows = _key_windows(k, window, block, n_blocks)  # (B, H, nb, span, Dh)
+    v_windows = _key_windows(v, window, block, n_blocks)
+    scores = _scores(q_blocks, k_windows, score, v_score)  # (B, H, nb, block, span)
+
+    # Query r of a block and key c of its window are at offset j - i = c - w - r.
+    r = torch.arange(block, device=q.device)[:, None]
+    c = torch.arange(span, device=q.device)[None, :]
+    slot = c - r  # (block, span): band slot s = j - i + w
+    in_band = (slot >= 0) & (slot <= 2 * window)
+    if relative_bias is not None:
+        scores = scores + relative_bias[:, slot.clamp(0, 2 * window)][None, :, None]
+
+    key_valid = torch.ones(bsz, n, dtype=torch.bool, device=q.device)
+    if key_padding_mask is not None:
+        key_valid = ~key_padding_mask
+    key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks)  # (B,1,nb,span,1)
+    allowed = in_band[None, None, None] & key_valid.squeeze(-1)[:, :, :, None, :]  # (B,1,nb,block,span)
+
+    weights = _masked_softmax(scores, allowed)
+    out = torch.matmul(F.dropout(weights, dropout) if dropout else weights, v_windows)
+    out = out.reshape(bsz, heads, n_blocks * block, -1)[:, :, :n]
+
+    # Band layout: slot s of query r sits at window column c = r + s.
+    gather = (r + torch.arange(2 * window + 1, device=q.device)[None, :])  # (block, 2w+1)
+    band = torch.gather(weights, -1, gather.expand(bsz, heads, n_blocks, block, 2 * window + 1))
+    band = band.reshape(bsz, heads, n_blocks * block, 2 * window + 1)[:, :, :n]
+    return out, band
+
+
+def dense_to_band(weights: Tensor, window: int) -> Tensor:
+    """(B, H, N, N) dense weights -> (B, H, N, 2w + 1) band layout (zeros outside the sequence)."""
+    n = weights.shape[-1]
+    j = torch.arange(n, device=weights.device)[:, None] + torch.arange(-window, window + 1, device=weights.device)
+    valid = (j >= 0) & (j < n)  # (N, 2w+1)
+    band = torch.gather(weights, -1, j.clamp(0, n - 1).expand(*weights.shape[:-1], -1))
+    return band * valid
+
+
+def band_to_dense(weights: Tensor, window: int) -> Tensor:
+    """(..., N, 2w + 1) band layout -> (..., N, N) dense weights, for visualising short sequences."""
+    n = weights.shape[-2]
+    dense = weights.new_zeros(*weights.shape[:-1], n + 2 * window)
+    j = torch.arange(n, device=weights.device)[:, None] + torch.arange(2 * window + 1, device=weights.device)
+    dense.scatter_(-1, j.expand(*weights.shape[:-2], -1, -1), weights)
+    return dense[..., window : window + n]
+
+
+def attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int | None,
+    key_padding_mask: Tensor | None = None,
+    score: Score = "dot",
+    v_score: Tensor | None = None,
+    relative_bias: Tensor | None = None,
+    dropout: float = 0.0,
+) -> tuple[Tensor, Tensor]:
+    """Full or truncated attention, whichever ``window`` asks for, in the cheaper layout.
+
+    A truncated call on a sequence no longer than one block plus its band (N <= block + 2w)
+    uses the dense path with a band mask, which is then no larger than the banded layout; the
+    weights come back in band layout either way.
+
+    Shapes:
+        q, k, v: (B, H, N, Dh) -> out: (B, H, N, Dh),
+        weights: (B, H, N, N) when window is None, else (B, H, N, 2w + 1)
+    """
+    kwargs = dict(key_padding_mask=key_padding_mask, score=score, v_score=v_score,
+                  relative_bias=relative_bias, dropout=dropout)
+    if window is None:
+        return dense_attention(q, k, v, window=None, **kwargs)
+    if q.shape[2] <= default_block_size(window) + 2 * window:
+        out, weights = dense_attention(q, k, v, window=window, **kwargs)
+        return out, dense_to_band(weights, window)
+    return banded_attention(q, k, v, window, **kwargs)
+
+
+# --------------------------------------------------------------------------- modules
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Multi-head self-attention with Q/K/V projections, full or truncated (lecture: "Multi-head").
+
+    Each head h has its own W_q, W_k, W_v (all heads in one Linear), attends with the chosen
+    score function, and the heads' outputs are concatenated and mixed by W_o.
+
+    Args:
+        d_model: input and output size.
+        n_heads: number of heads H; d_model must divide by it.
+        window: attention half-width w (None = full attention).
+        score: "dot" (scaled dot-product) or "additive" (v^T tanh(W_q q + W_k k)).
+        relative_bias: learn a bias per head and offset j - i in [-w, w] (needs a window).
+        dropout: dropout on the attention weights.
+    Shapes:
+        x: (B, N, d_model), key_padding_mask: (B, N) bool  ->  out: (B, N, d_model),
+        weights: see ``attention``.
+    Raises:
+        ValueError: d_model not divisible by n_heads, unknown score, relative_bias without window.
+    """
+
+    def __init__(self, d_model: int, n_heads: int, *, window: int | None = None, score: Score = "dot",
+                 relative_bias: bool = False, dropout: float = 0.0):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
+        if score not in SCORES:
+            raise ValueError(f"unknown score function {score!r}; expected one of {SCORES}")
+        if relative_bias and window is None:
+            raise ValueError("relative_bias needs a window")
+        self.n_heads, self.d_head = n_heads, d_model // n_heads
+        self.window, self.score, self.dropout = window, score, dropout
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.out = nn.Linear(d_model, d_model)
+        self.v_score = nn.Parameter(torch.randn(n_heads, self.d_head) / math.sqrt(self.d_head)) if score == "additive" else None
+        self.relative_bias = nn.Parameter(torch.zeros(n_heads, 2 * window + 1)) if relative_bias else None
+
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        bsz, n, d = x.shape
+        q, k, v = self.qkv(x).view(bsz, n, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, Dh)
+        out, weights = attention(
+            q, k, v, window=self.window, key_padding_mask=key_padding_mask, score=self.score,
+            v_score=self.v_score, relative_bias=self.relative_bias,
+            dropout=self.dropout if self.training else 0.0,
+        )
+        out = out.transpose(1, 2).reshape(bsz, n, d)  # (B, N, d_model)
+        return self.out(out), weights

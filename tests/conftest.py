@@ -1,0 +1,69 @@
+"""Shared fixtures: a tiny CoNLL-U treebank written here, a tiny tagger trained on it in seconds,
+and the path of the shared data sets (tests that need them skip, saying why, where it is absent)."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+_LEXICON = {
+    "DET": ["the", "a", "this", "every"], "NOUN": ["cat", "dog", "idea", "house", "model", "word"],
+    "VERB": ["sees", "likes", "builds", "tags"], "ADJ": ["big", "small", "green", "fast"],
+    "ADP": ["in", "on", "near"], "PROPN": ["Paris", "Alice", "Bob"], "PUNCT": ["."],
+}
+
+
+def make_treebank(path: Path, n_sentences: int, seed: int) -> Path:
+    """Write a CoNLL-U file of simple DET ADJ NOUN VERB ... sentences with gold UPOS."""
+    rng = random.Random(seed)
+    blocks = []
+    for k in range(n_sentences):
+        pattern = rng.choice([["DET", "NOUN", "VERB", "DET", "ADJ", "NOUN", "PUNCT"],
+                              ["PROPN", "VERB", "DET", "NOUN", "ADP", "PROPN", "PUNCT"],
+                              ["DET", "ADJ", "NOUN", "VERB", "PROPN", "PUNCT"]])
+        words = [rng.choice(_LEXICON[t]) for t in pattern]
+        words[0] = words[0][0].upper() + words[0][1:]
+        lines = [f"# sent_id = tiny-{k}", f"# text = {' '.join(words[:-1])}."]
+        lines += [f"{i}\t{w}\t_\t{t}\t_\t_\t0\t_\t_\t_" for i, (w, t) in enumerate(zip(words, pattern), 1)]
+        blocks.append("\n".join(lines) + "\n")
+    path.write_text("\n".join(blocks) + "\n", encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_treebank(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("treebank")
+    return make_treebank(root / "train.conllu", 120, 0), make_treebank(root / "dev.conllu", 30, 1)
+
+
+def tiny_tagger_config(window: int | None = 2):
+    from seqattn.models.tagger import TaggerConfig
+    from seqattn.nn.encoder import EncoderConfig
+
+    return TaggerConfig(encoder=EncoderConfig(d_model=32, n_heads=2, n_layers=2, d_ff=64, dropout=0.1,
+                                              window=window, relative_bias=window is not None),
+                        word_dim=16, char_dim=8, char_filters=16, subword_dim=8, subword_vocab_size=60)
+
+
+@pytest.fixture(scope="session")
+def tiny_tagger_dir(tiny_treebank, tmp_path_factory) -> Path:
+    """A tagger trained for a few seconds on the tiny treebank (it learns it almost perfectly)."""
+    from seqattn.tasks.tagging import TrainSettings, train_tagger
+
+    out = tmp_path_factory.mktemp("models") / "tiny-tagger"
+    train_tagger(*tiny_treebank, out, TrainSettings(epochs=12, max_tokens=256, warmup_steps=5, lr=3e-3),
+                 tiny_tagger_config())
+    return out
+
+
+def require_shared(*parts: str) -> Path:
+    """Path under ../shared/data, or skip the test saying that the data set is absent."""
+    path = SHARED_DATA.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"{path} is absent (the shared data sets are not beside this checkout)")
+    return path

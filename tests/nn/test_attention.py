@@ -1,0 +1,97 @@
+"""Properties of the attention core, one per lecture claim."""
+
+import pytest
+import torch
+
+from seqattn.nn.attention import (
+    MultiHeadSelfAttention, attention, band_to_dense, banded_attention, dense_attention, dense_to_band,
+)
+
+torch.manual_seed(0)
+
+
+def _qkv(b=2, h=3, n=70, d=8, dtype=torch.float64):
+    g = torch.Generator().manual_seed(1)
+    return [torch.randn(b, h, n, d, generator=g, dtype=dtype) for _ in range(3)]
+
+
+@pytest.mark.parametrize("window,block", [(0, 16), (1, 16), (5, 16), (16, 16), (20, 32), (100, 16)])
+@pytest.mark.parametrize("score", ["dot", "additive"])
+def test_banded_equals_dense_with_band_mask(window, block, score):
+    q, k, v = _qkv()
+    v_score = torch.randn(3, 8, dtype=torch.float64) if score == "additive" else None
+    bias = torch.randn(3, 2 * window + 1, dtype=torch.float64)
+    pad = torch.zeros(2, 70, dtype=torch.bool)
+    pad[1, 50:] = True
+    ref, ref_w = dense_attention(q, k, v, window=window, key_padding_mask=pad, score=score, v_score=v_score,
+                                 relative_bias=bias)
+    out, band = banded_attention(q, k, v, window, key_padding_mask=pad, score=score, v_score=v_score,
+                                 relative_bias=bias, block=block)
+    assert (out - ref).abs().max() <= 1e-5
+    assert (band_to_dense(band, window) - ref_w).abs().max() <= 1e-5
+    assert (dense_to_band(ref_w, window) - band).abs().max() <= 1e-5
+
+
+def test_banded_float32_tolerance():
+    q, k, v = _qkv(n=300, d=16, dtype=torch.float32)
+    ref, _ = dense_attention(q, k, v, window=7)
+    out, _ = banded_attention(q, k, v, 7)
+    assert (out - ref).abs().max() <= 1e-5
+
+
+def test_banded_memory_is_linear_in_length():
+    """No N x N tensor: the weights and every intermediate scale with N * (block + 2w)."""
+    q, k, v = _qkv(b=1, h=1, n=4096, d=4, dtype=torch.float32)
+    out, band = banded_attention(q, k, v, 8)
+    assert band.shape == (1, 1, 4096, 17)
+    assert out.shape == q.shape
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_rows_sum_to_one(window):
+    q, k, v = _qkv(n=40)
+    pad = torch.zeros(2, 40, dtype=torch.bool)
+    pad[0, 30:] = True
+    _, w = attention(q, k, v, window=window, key_padding_mask=pad)
+    sums = w.sum(-1)
+    assert torch.allclose(sums[1], torch.ones_like(sums[1]))
+    assert torch.allclose(sums[0, :, :30], torch.ones_like(sums[0, :, :30]))  # real queries
+    # padded keys get no weight
+    if window is None:
+        assert w[0, :, :, 30:].abs().max() == 0
+
+
+def test_padding_does_not_change_real_positions():
+    torch.manual_seed(0)
+    for window in (None, 2):
+        mha = MultiHeadSelfAttention(16, 4, window=window).eval()
+        x = torch.randn(1, 10, 16)
+        padded = torch.cat([x, torch.randn(1, 5, 16)], dim=1)
+        mask = torch.zeros(1, 15, dtype=torch.bool)
+        mask[0, 10:] = True
+        out, _ = mha(x)
+        out_padded, _ = mha(padded, mask)
+        assert (out - out_padded[:, :10]).abs().max() < 1e-5
+
+
+def test_fully_masked_rows_are_finite_and_have_finite_gradients():
+    q, k, v = [t.requires_grad_() for t in _qkv(n=50, dtype=torch.float32)]
+    pad = torch.ones(2, 50, dtype=torch.bool)
+    out, w = banded_attention(q, k, v, 4, key_padding_mask=pad, block=16)
+    out.sum().backward()
+    assert torch.isfinite(out).all() and torch.isfinite(k.grad).all() and torch.isfinite(v.grad).all()
+    assert w.abs().max() == 0
+
+
+def test_bad_arguments():
+    q, k, v = _qkv(n=5)
+    with pytest.raises(ValueError):
+        banded_attention(q, k, v, -1)
+    with pytest.raises(ValueError):
+        dense_attention(q, k[:, :, :4], v)
+    with pytest.raises(ValueError):
+        dense_attention(q, k, v, score="cosine")
+    with pytest.raises(ValueError):
+        MultiHeadSelfAttention(10, 3)
+    with pytest.raises(ValueError):
+        MultiHeadSelfAttention(12, 3, relative_bias=True)
