@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import Counter
+from functools import lru_cache
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -131,12 +132,13 @@ class Featurizer:
         self.word_ids = {w: i for i, w in enumerate(cfg.words)}
         self.char_ids = {c: i for i, c in enumerate(cfg.chars)}
         self.tag_ids = {t: i for i, t in enumerate(cfg.tags)}
+        self._cached_chars = lru_cache(maxsize=200_000)(self._chars)
 
-    def _chars(self, word: str) -> list[int]:
+    def _chars(self, word: str) -> tuple[int, ...]:
         m = self.cfg.max_word_chars
         if len(word) > m:
             word = word[: m // 2] + word[-(m - m // 2):]
-        return [self.char_ids.get(c, UNK) for c in word]
+        return tuple(self.char_ids.get(c, UNK) for c in word)
 
     def batch(self, sentences: list[list[str]], tags: list[list[str]] | None = None,
               word_dropout: float = 0.0, generator: torch.Generator | None = None) -> dict[str, Tensor]:
@@ -151,31 +153,29 @@ class Featurizer:
                [, labels (B, N) with -100 at padding]
         """
         b, n = len(sentences), max(len(s) for s in sentences)
-        c = min(self.cfg.max_word_chars, max(len(w) for s in sentences for w in s))
-        words = torch.zeros(b, n, dtype=torch.long)
-        chars = torch.zeros(b, n, max(c, self.cfg.char_kernel), dtype=torch.long)
-        padding = torch.ones(b, n, dtype=torch.bool)
-        pieces: list[int] = []
-        offsets: list[int] = []
-        for i, sentence in enumerate(sentences):
-            padding[i, : len(sentence)] = False
-            words[i, : len(sentence)] = torch.tensor([self.word_ids.get(normalise_word(w), UNK) for w in sentence])
-            for j in range(n):
+        word_rows, char_rows, pieces, offsets = [], [], [], []
+        for sentence in sentences:
+            word_rows.append([self.word_ids.get(normalise_word(w), UNK) for w in sentence] + [PAD] * (n - len(sentence)))
+            for word in sentence:
+                char_rows.append(self._cached_chars(word))
                 offsets.append(len(pieces))
-                if j < len(sentence):
-                    ids = self._chars(sentence[j])
-                    chars[i, j, : len(ids)] = torch.tensor(ids)
-                    pieces.extend(self.subwords.pieces(sentence[j]))
-                else:
-                    pieces.append(0)
+                pieces.extend(self.subwords.pieces(word))
+            for _ in range(n - len(sentence)):  # padding slots: no characters, one dummy piece
+                char_rows.append(())
+                offsets.append(len(pieces))
+                pieces.append(0)
+        c = max(self.cfg.char_kernel, max(len(r) for r in char_rows))
+        chars = torch.tensor([r + (PAD,) * (c - len(r)) for r in char_rows], dtype=torch.long).view(b, n, c)
+        words = torch.tensor(word_rows, dtype=torch.long)
+        lengths = torch.tensor([len(s) for s in sentences])
+        padding = torch.arange(n)[None, :] >= lengths[:, None]
         if word_dropout:
             drop = torch.rand(b, n, generator=generator) < word_dropout
             words = words.masked_fill(drop & ~padding, UNK)
         batch = {"words": words, "chars": chars, "pieces": torch.tensor(pieces, dtype=torch.long),
                  "piece_offsets": torch.tensor(offsets, dtype=torch.long), "padding": padding}
         if tags is not None:
-            labels = torch.full((b, n), -100, dtype=torch.long)
-            for i, sentence_tags in enumerate(tags):
-                labels[i, : len(sentence_tags)] = torch.tensor([self.tag_ids[t] for t in sentence_tags])
+            labels = torch.tensor([[self.tag_ids[t] for t in sentence_tags] + [-100] * (n - len(sentence_tags))
+                                   for sentence_tags in tags], dtype=torch.long)
             batch["labels"] = labels
         return batch
