@@ -114,9 +114,10 @@ class Tagger(nn.Module):
         pieces = self.piece_embed(batch["pieces"], batch["piece_offsets"]).view(b, n, -1)
         x = torch.cat([self.word_embed(batch["words"]), chars, pieces], dim=-1)  # (B, N, word+char+subword)
         x = self.input_drop(self.project(x))  # (B, N, d_model)
-        h, weights = self.encoder(x, batch["padding"], return_weights=True)
-        logits = self.head(h)
-        return (logits, weights) if return_weights else logits
+        if return_weights:
+            h, weights = self.encoder(x, batch["padding"], return_weights=True)
+            return self.head(h), weights
+        return self.head(self.encoder(x, batch["padding"]))
 
 
 class Featurizer:

@@ -240,6 +240,76 @@ def banded_attention(
     return out, band
 
 
+def _float_mask(allowed: Tensor, bias: Tensor | None) -> Tensor:
+    """Additive float mask for SDPA: 0 (or the bias) where allowed, MASK_VALUE elsewhere.
+
+    A float mask, not a boolean one: SDPA converts boolean masks to float on every call.
+    """
+    mask = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(~allowed, MASK_VALUE)
+    return mask if bias is None else mask + bias
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int | None,
+    key_padding_mask: Tensor | None = None,
+    relative_bias: Tensor | None = None,
+    dropout: float = 0.0,
+    block: int | None = None,
+) -> Tensor:
+    """Scaled dot-product attention through torch's fused kernel (no weights returned).
+
+    The same function as ``dense_attention`` / ``banded_attention`` with score="dot", computed
+    by ``F.scaled_dot_product_attention``: over the whole sequence for full attention and short
+    sequences, otherwise once over all query blocks of the banded layout (each block with its
+    B + 2w keys), which keeps memory O(N * w).  Rows with no allowed key come out as zeros, as
+    in the reference path.
+
+    Shapes:
+        q, k, v: (B, H, N, Dh)  ->  (B, H, N, Dh)
+    Raises:
+        ValueError: window < 0 or q/k/v shapes disagree.
+    """
+    _check_qkv(q, k, v, window)
+    bsz, heads, n, d_head = q.shape
+    dropout_p = dropout
+    if window is None or n <= (block or default_block_size(window)) + 2 * window:
+        allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
+        if key_padding_mask is not None:
+            allowed = allowed & ~key_padding_mask[:, None, None, :]
+        bias = None
+        if relative_bias is not None:
+            offset = torch.arange(n, device=q.device)[None, :] - torch.arange(n, device=q.device)[:, None]
+            bias = relative_bias[:, (offset + window).clamp(0, 2 * window)][None]  # (1, H, N, N)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=_float_mask(allowed, bias).to(q.dtype),
+                                             dropout_p=dropout_p)
+        return out * allowed.any(-1, keepdim=True).to(out.dtype) if key_padding_mask is not None else out
+
+    block = block or default_block_size(window)
+    n_blocks = -(-n // block)
+    span = block + 2 * window
+    q_blocks = _blocks(q, block, n_blocks)  # (B, H, nb, block, Dh)
+    k_windows = _key_windows(k, window, block, n_blocks)  # (B, H, nb, span, Dh)
+    v_windows = _key_windows(v, window, block, n_blocks)
+    slot = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
+    in_band = (slot >= 0) & (slot <= 2 * window)  # (block, span)
+    key_valid = torch.ones(bsz, n, dtype=torch.bool, device=q.device)
+    if key_padding_mask is not None:
+        key_valid = ~key_padding_mask
+    key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks).squeeze(-1)  # (B, 1, nb, span)
+    allowed = in_band[None, None, None] & key_valid[:, :, :, None, :]  # (B, 1, nb, block, span)
+    bias = None
+    if relative_bias is not None:
+        bias = relative_bias[:, slot.clamp(0, 2 * window)][None, :, None]  # (1, H, 1, block, span)
+    mask = _float_mask(allowed, bias).to(q.dtype)
+    out = F.scaled_dot_product_attention(q_blocks, k_windows, v_windows, attn_mask=mask, dropout_p=dropout_p)
+    out = out * allowed.any(-1, keepdim=True).to(out.dtype)  # rows with no key: zeros, as the reference
+    return out.reshape(bsz, heads, n_blocks * block, d_head)[:, :, :n]
+
+
 def dense_to_band(weights: Tensor, window: int) -> Tensor:
     """(B, H, N, N) dense weights -> (B, H, N, 2w + 1) band layout (zeros outside the sequence)."""
     n = weights.shape[-1]
@@ -269,17 +339,22 @@ def attention(
     v_score: Tensor | None = None,
     relative_bias: Tensor | None = None,
     dropout: float = 0.0,
-) -> tuple[Tensor, Tensor]:
+    need_weights: bool = True,
+) -> tuple[Tensor, Tensor | None]:
     """Full or truncated attention, whichever ``window`` asks for, in the cheaper layout.
 
     A truncated call on a sequence no longer than one block plus its band (N <= block + 2w)
     uses the dense path with a band mask, which is then no larger than the banded layout; the
-    weights come back in band layout either way.
+    weights come back in band layout either way.  Without ``need_weights``, dot-product
+    attention runs through ``fused_attention`` (torch's fused kernel) and weights are None.
 
     Shapes:
         q, k, v: (B, H, N, Dh) -> out: (B, H, N, Dh),
-        weights: (B, H, N, N) when window is None, else (B, H, N, 2w + 1)
+        weights: (B, H, N, N) when window is None, else (B, H, N, 2w + 1); None without need_weights
     """
+    if not need_weights and score == "dot":
+        return fused_attention(q, k, v, window=window, key_padding_mask=key_padding_mask,
+                               relative_bias=relative_bias, dropout=dropout), None
     kwargs = dict(key_padding_mask=key_padding_mask, score=score, v_score=v_score,
                   relative_bias=relative_bias, dropout=dropout)
     if window is None:
@@ -308,7 +383,7 @@ class MultiHeadSelfAttention(nn.Module):
         dropout: dropout on the attention weights.
     Shapes:
         x: (B, N, d_model), key_padding_mask: (B, N) bool  ->  out: (B, N, d_model),
-        weights: see ``attention``.
+        weights: see ``attention`` (None when need_weights is False and the score is "dot").
     Raises:
         ValueError: d_model not divisible by n_heads, unknown score, relative_bias without window.
     """
@@ -329,13 +404,14 @@ class MultiHeadSelfAttention(nn.Module):
         self.v_score = nn.Parameter(torch.randn(n_heads, self.d_head) / math.sqrt(self.d_head)) if score == "additive" else None
         self.relative_bias = nn.Parameter(torch.zeros(n_heads, 2 * window + 1)) if relative_bias else None
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None,
+                need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
         bsz, n, d = x.shape
         q, k, v = self.qkv(x).view(bsz, n, 3, self.n_heads, self.d_head).permute(2, 0, 3, 1, 4)  # 3 x (B, H, N, Dh)
         out, weights = attention(
             q, k, v, window=self.window, key_padding_mask=key_padding_mask, score=self.score,
             v_score=self.v_score, relative_bias=self.relative_bias,
-            dropout=self.dropout if self.training else 0.0,
+            dropout=self.dropout if self.training else 0.0, need_weights=need_weights,
         )
         out = out.transpose(1, 2).reshape(bsz, n, d)  # (B, N, d_model)
         return self.out(out), weights

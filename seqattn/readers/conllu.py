@@ -52,6 +52,10 @@ def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> Iterator[Sen
 
 
 def _parse_block(block: list[str], source: str, start: int) -> Sentence:
+    for offset, line in enumerate(block):
+        if not line.startswith("#") and line.count("\t") != 9:
+            raise InputError(f"{source}:{start + offset}: a CoNLL-U word line has 10 tab-separated columns, "
+                             f"this one has {line.count(chr(9)) + 1}")
     try:
         (tokens,) = conllu.parse("\n".join(block) + "\n\n")
     except (ParseException, ValueError) as err:

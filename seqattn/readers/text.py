@@ -110,9 +110,11 @@ def open_text(path: str | Path | TextIO) -> Iterator[Lines]:
 
 ABBREVIATIONS = Path(__file__).with_name("abbreviations-en-ewt.json")
 
+# Bounded repetitions keep these linear on a 10 MB line without spaces (an unbounded [\w.+-]+@
+# rescans the rest of the line from every start position).
 _PROTECTED = re.compile(
-    r"(?:https?://|ftp://|www\.)[^\s<>\"]*[^\s<>\"\.,;:!?\)\]']"  # URLs (not their final punctuation)
-    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"  # e-mail addresses
+    r"(?:https?://|ftp://|www\.)[^\s<>\"]{0,2048}[^\s<>\"\.,;:!?\)\]']"  # URLs (not their final punctuation)
+    r"|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"  # e-mail addresses (RFC 5321 length limits)
 )
 _OPENING = "\"'`“‘«([{<$#"  # split off the front of a word, one character at a time
 _CLOSING = "\"'`”’»)]}>,;:!?%"  # split off the end
@@ -155,35 +157,40 @@ def _split_core(core: str) -> list[str]:
     special = _SPECIAL.get(core.lower())
     if special:
         return [core[: len(special[0])], core[len(special[0]):]]
-    clitic = _CLITIC.match(core)
-    if clitic and clitic.group(1).isalpha():
-        return _split_core(clitic.group(1)) + [clitic.group(2)]
-    words = []
-    for piece in _INNER.split(core):
-        words += _split_hyphens(piece) if piece else []
-    return words
+    if "'" in core[-4:] or "’" in core[-4:]:
+        clitic = _CLITIC.match(core)
+        if clitic and clitic.group(1).isalpha():
+            return _split_core(clitic.group(1)) + [clitic.group(2)]
+    pieces = _INNER.split(core) if any(c in core for c in "/,;") else [core]
+    return [w for piece in pieces if piece for w in (_split_hyphens(piece) if "-" in piece else [piece])]
 
 
 def _split_chunk(chunk: str, last: bool) -> list[str]:
-    """One whitespace-free chunk -> words: opening punctuation, core, closing punctuation."""
-    front, back = [], []
-    while chunk and chunk[0] in _OPENING and len(chunk) > 1:
-        front.append(chunk[0])
-        chunk = chunk[1:]
-    while chunk:
-        ellipsis = _ELLIPSIS.search(chunk)
-        if ellipsis and ellipsis.start() > 0:
-            back.insert(0, ellipsis.group())
-            chunk = chunk[: ellipsis.start()]
-        elif chunk[-1] in _CLOSING and len(chunk) > 1:
-            back.insert(0, chunk[-1])
-            chunk = chunk[:-1]
-        elif chunk.endswith(".") and len(chunk) > 1 and (last or not _is_abbreviation(chunk)):
-            back.insert(0, ".")
-            chunk = chunk[:-1]
+    """One whitespace-free chunk -> words: opening punctuation, core, closing punctuation.
+
+    Works with indices, so a chunk of 100,000 closing brackets costs linear time.
+    """
+    start, end = 0, len(chunk)
+    while end - start > 1 and chunk[start] in _OPENING:
+        start += 1
+    back: list[str] = []  # words split off the end, last first
+    while end > start:
+        tail = chunk[max(start, end - 64):end]
+        ellipsis = _ELLIPSIS.search(tail) if tail.endswith((".", "…")) else None
+        if ellipsis and end - len(ellipsis.group()) == start:
+            break  # only dots: "..." is one word
+        if ellipsis:
+            back.append(ellipsis.group())
+            end -= len(ellipsis.group())
+        elif end - start > 1 and chunk[end - 1] in _CLOSING:
+            back.append(chunk[end - 1])
+            end -= 1
+        elif end - start > 1 and chunk[end - 1] == "." and (last or not _is_abbreviation(chunk[start:end])):
+            back.append(".")
+            end -= 1
         else:
             break
-    return front + (_split_core(chunk) if chunk else []) + back
+    return list(chunk[:start]) + (_split_core(chunk[start:end]) if end > start else []) + back[::-1]
 
 
 def tokenize(sentence: str) -> list[str]:
@@ -199,7 +206,8 @@ def tokenize(sentence: str) -> list[str]:
     words: list[str] = []
     last_end = 0
     pieces: list[tuple[str, bool]] = []  # (text, protected)
-    for match in _PROTECTED.finditer(sentence):
+    maybe_protected = "@" in sentence or "://" in sentence or "www." in sentence
+    for match in _PROTECTED.finditer(sentence) if maybe_protected else ():
         pieces.append((sentence[last_end:match.start()], False))
         pieces.append((match.group(), True))
         last_end = match.end()

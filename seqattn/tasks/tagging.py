@@ -68,7 +68,7 @@ class LoadedTagger:
             batch_sentences = [sentences[i] for i in batch_ids]
             with torch.inference_mode():
                 batch = self.featurizer.batch(batch_sentences)
-                logits, weights = self.model(batch, return_weights=True)
+                logits, weights = self.model(batch, return_weights=True) if with_attention else (self.model(batch), None)
                 probs = torch.softmax(logits, dim=-1)
                 best, ids = probs.max(dim=-1)  # (B, N)
             for row, i in enumerate(batch_ids):

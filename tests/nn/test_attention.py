@@ -95,3 +95,28 @@ def test_bad_arguments():
         MultiHeadSelfAttention(10, 3)
     with pytest.raises(ValueError):
         MultiHeadSelfAttention(12, 3, relative_bias=True)
+
+
+@pytest.mark.parametrize("window", [None, 0, 3, 20])
+@pytest.mark.parametrize("n", [9, 100])
+def test_fused_path_equals_the_weight_returning_path(window, n):
+    """The fast path (torch SDPA, no weights) and the reference path agree, padding included."""
+    from seqattn.nn.attention import fused_attention
+
+    q, k, v = _qkv(n=n, dtype=torch.float32)
+    pad = torch.zeros(2, n, dtype=torch.bool)
+    pad[1, n // 2:] = True
+    bias = torch.randn(3, 2 * window + 1) if window is not None else None
+    ref, _ = attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+    fast = fused_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+    assert (fast - ref).abs().max() <= 1e-5
+
+
+def test_module_fast_path_has_no_weights_and_same_output():
+    mha = MultiHeadSelfAttention(16, 4, window=3, relative_bias=True).eval()
+    torch.nn.init.normal_(mha.relative_bias)
+    x = torch.randn(2, 90, 16)
+    out, weights = mha(x)
+    fast, none = mha(x, need_weights=False)
+    assert none is None and weights is not None
+    assert (fast - out).abs().max() <= 1e-5
