@@ -58,9 +58,10 @@ def models_cli(
 
 def _register_commands() -> None:
     # Each task module adds its commands; importing them costs only typer.
-    from seqattn.cli import tag
+    from seqattn.cli import benchmark, tag
 
     tag.register(app, evaluate_app, train_app)
+    benchmark.register(app)
 
 
 _register_commands()

@@ -291,22 +291,31 @@ def fused_attention(
     block = block or default_block_size(window)
     n_blocks = -(-n // block)
     span = block + 2 * window
-    q_blocks = _blocks(q, block, n_blocks)  # (B, H, nb, block, Dh)
-    k_windows = _key_windows(k, window, block, n_blocks)  # (B, H, nb, span, Dh)
-    v_windows = _key_windows(v, window, block, n_blocks)
+
+    # Blocks become the batch of one SDPA call: (B * nb, H, block, Dh) queries against contiguous
+    # (B * nb, H, span, Dh) key/value windows.  SDPA's fused CPU kernel takes this layout; the
+    # overlapping 5-D views would send it to the slow math path (../shared/notes, trap 3).
+    def batch_of_blocks(x: Tensor) -> Tensor:  # (B, H, nb, L, Dh) -> (B * nb, H, L, Dh)
+        return x.transpose(1, 2).reshape(bsz * n_blocks, heads, x.shape[3], d_head)
+
+    q_blocks = batch_of_blocks(_blocks(q, block, n_blocks))
+    k_windows = batch_of_blocks(_key_windows(k, window, block, n_blocks))
+    v_windows = batch_of_blocks(_key_windows(v, window, block, n_blocks))
     slot = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
     in_band = (slot >= 0) & (slot <= 2 * window)  # (block, span)
     key_valid = torch.ones(bsz, n, dtype=torch.bool, device=q.device)
     if key_padding_mask is not None:
         key_valid = ~key_padding_mask
-    key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks).squeeze(-1)  # (B, 1, nb, span)
-    allowed = in_band[None, None, None] & key_valid[:, :, :, None, :]  # (B, 1, nb, block, span)
+    key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks)  # (B, 1, nb, span, 1)
+    key_valid = key_valid.reshape(bsz * n_blocks, 1, 1, span)
+    allowed = in_band[None, None] & key_valid  # (B * nb, 1, block, span)
     bias = None
     if relative_bias is not None:
-        bias = relative_bias[:, slot.clamp(0, 2 * window)][None, :, None]  # (1, H, 1, block, span)
+        bias = relative_bias[:, slot.clamp(0, 2 * window)][None]  # (1, H, block, span)
     mask = _float_mask(allowed, bias).to(q.dtype)
     out = F.scaled_dot_product_attention(q_blocks, k_windows, v_windows, attn_mask=mask, dropout_p=dropout_p)
     out = out * allowed.any(-1, keepdim=True).to(out.dtype)  # rows with no key: zeros, as the reference
+    out = out.view(bsz, n_blocks, heads, block, d_head).transpose(1, 2)  # (B, H, nb, block, Dh)
     return out.reshape(bsz, heads, n_blocks * block, d_head)[:, :, :n]
 
 

@@ -1,0 +1,1 @@
+"""Benchmarks that the CLI (`seqattn benchmark`) and `make bench` share."""

@@ -1,0 +1,48 @@
+"""`seqattn benchmark attention`: kernel time, memory and GEMM-peak share, measured in one run."""
+
+from __future__ import annotations
+
+from typing import List, Optional
+
+import typer
+
+benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format json).", no_args_is_help=True)
+
+
+@benchmark_app.command("attention")
+def attention_cli(
+    length: List[int] = typer.Option([1024, 4096, 16384, 65536], "--length", "-n", help="Sequence lengths N."),
+    window: List[int] = typer.Option([16, 64, 256], "--window", "-w", help="Attention half-widths w."),
+    impl: List[str] = typer.Option(["seqattn", "dense"], "--impl",
+                                   help="seqattn | dense (SDPA + band mask) | flex (compiled FlexAttention)."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+) -> None:
+    """Truncated attention forward: median ms, peak MB and share of the fp32 GEMM peak per (N, w)."""
+    import json
+
+    from seqattn.bench.attention import IMPLS, benchmark
+    from seqattn.cli.common import choose_format, console, write
+    from seqattn.errors import InputError
+
+    fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    for name in impl:
+        if name not in IMPLS:
+            raise InputError(f"unknown --impl {name!r}; expected one of {', '.join(IMPLS)}")
+    if any(n < 1 for n in length) or any(w < 0 for w in window):
+        raise InputError("--length must be >= 1 and --window >= 0")
+    out = console() if fmt == "pretty" else None
+
+    def show(r):
+        if out is not None:
+            detail = r.get("skipped") or f"{r['ms']:>9.2f} ms {r['peak_mb']:>8.1f} MB {r['gflops']:>7.1f} GFLOP/s"
+            out.print(f"N={r['length']:>6} w={r['window']:>4} {r['impl']:>8}: {detail}")
+
+    report = benchmark(length, window, impl, show)
+    if fmt == "json":
+        write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
+    else:
+        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s")
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(benchmark_app, name="benchmark")
