@@ -132,9 +132,16 @@ def train_tagger_cli(
     window: Optional[int] = typer.Option(8, "--window", help="Attention half-width w in words; -1 = full attention."),
     layers: int = typer.Option(3, "--layers", help="Encoder blocks L."),
     force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
+                                          "checkpoint directory (OUT.checkpoint, written after every epoch).",
+                                          show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
 ) -> None:
-    """Train a truncated self-attention UPOS tagger (the recipe of the shipped en-upos)."""
+    """Train a truncated self-attention UPOS tagger (the recipe of the shipped en-upos).
+
+    After every epoch the training state is saved to OUT.checkpoint/; after an interruption
+    (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    """
     from seqattn.cli.common import progress, say, write
     from seqattn.errors import InputError
     from seqattn.models.io import write_model_dir  # noqa: F401  (fail early on a broken install)
@@ -159,7 +166,7 @@ def train_tagger_cli(
             bar.update(step, total)
 
         saved = train_tagger(train, dev, out, TrainSettings(epochs=epochs, seed=seed), config,
-                             on_step=on_step, on_epoch=on_epoch, force=force)
+                             on_step=on_step, on_epoch=on_epoch, force=force, resume=resume)
     write(f"saved {out}: dev UPOS {100 * saved['metrics']['dev_upos_accuracy']:.2f}% "
           f"after {saved['training']['seconds']:.0f} s\n")
 

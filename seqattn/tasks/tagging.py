@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import tempfile
 import time
 from dataclasses import dataclass
@@ -180,25 +181,39 @@ def train_tagger(
     on_epoch: Callable[[EpochReport], None] | None = None,
     force: bool = False,
     meta: dict | None = None,
+    resume: str | Path | None = None,
 ) -> dict:
     """Train a tagger on a CoNLL-U file, select the epoch with the best dev UPOS accuracy, save it.
 
     The sentencepiece model is trained on the training text first; vocabularies come from the
-    training data only.  The dev set is used for model selection and nothing else.
+    training data only.  The dev set is used for model selection and nothing else.  After every
+    epoch the whole training state goes to ``OUT.checkpoint/`` (atomically); ``resume`` takes
+    such a directory and continues where it stopped, reaching the same weights as an
+    uninterrupted run.  The checkpoint is removed once the model is saved.
 
     Args:
         on_step: called with (step within epoch, steps per epoch) after each update.
         on_epoch: called with an ``EpochReport`` after each epoch.
         meta: extra JSON fields for the saved config (data, license, ...).
+        resume: a checkpoint directory written by an interrupted run (its settings and
+            vocabularies win over ``settings`` and ``config``).
     Returns:
         the saved config dict (with "metrics": best dev accuracy, epochs, training seconds).
     Raises:
-        InputError: unreadable data or data without UPOS; ModelError: ``out`` exists (no force).
+        InputError: unreadable data or data without UPOS; ModelError: ``out`` exists (no force),
+        or an unreadable checkpoint.
     """
-    settings = settings or TrainSettings()
+    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+
     out = Path(out)
+    checkpoint_dir = out.with_name(out.name + ".checkpoint")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
+    state = tensors = None
+    if resume is not None:
+        state, tensors = read_checkpoint(resume)
+        settings = TrainSettings(**state["extra"]["settings"])
+    settings = settings or TrainSettings()
     train = [s for s in read_conllu(train_path) if s.upos]
     dev = [s for s in read_conllu(dev_path) if s.upos]
     if not train or not dev:
@@ -207,19 +222,24 @@ def train_tagger(
     random.seed(settings.seed)
     torch.manual_seed(settings.seed)
     generator = torch.Generator().manual_seed(settings.seed)
-    cfg = config or TaggerConfig()
-    cfg.build_vocabularies([s.words for s in train], [s.upos for s in train])
+    shuffler = random.Random(settings.seed)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
-        spm_path = train_subwords((s.text or " ".join(s.words) for s in train), Path(tmp) / SUBWORDS,
-                                  cfg.subword_vocab_size)
+        if state is not None:
+            cfg = TaggerConfig.from_dict(state["extra"]["config"])
+            spm_path = Path(tmp) / SUBWORDS
+            spm_path.write_bytes((Path(resume) / SUBWORDS).read_bytes())
+        else:
+            cfg = config or TaggerConfig()
+            cfg.build_vocabularies([s.words for s in train], [s.upos for s in train])
+            spm_path = train_subwords((s.text or " ".join(s.words) for s in train), Path(tmp) / SUBWORDS,
+                                      cfg.subword_vocab_size)
         subwords = SubwordModel(spm_path)
         cfg.subword_vocab_size = len(subwords)
         featurizer = Featurizer(cfg, subwords)
         model = Tagger(cfg)
         tagger = LoadedTagger(model, featurizer, {}, out)
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-        shuffler = random.Random(settings.seed)
         steps_per_epoch = len(_length_batches([len(s.words) for s in train], settings.max_tokens))
         total = steps_per_epoch * settings.epochs
 
@@ -230,8 +250,13 @@ def train_tagger(
             return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
-        best, best_state = -1.0, None
-        for epoch in range(1, settings.epochs + 1):
+        best, best_state, first_epoch, seconds_before = -1.0, None, 1, 0.0
+        if state is not None:
+            best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
+                                            shuffler=shuffler, generator=generator)
+            best, first_epoch = state["extra"]["best"], state["epoch"] + 1
+            seconds_before = state["extra"]["seconds"]
+        for epoch in range(first_epoch, settings.epochs + 1):
             epoch_start = time.perf_counter()
             model.train()
             losses = []
@@ -252,10 +277,15 @@ def train_tagger(
             accuracy = evaluate_tagger(tagger, dev)["upos_accuracy"]
             if accuracy > best:
                 best, best_state = accuracy, {k: v.detach().clone() for k, v in model.state_dict().items()}
+            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
+                            generator=generator, epoch=epoch, best_state=best_state,
+                            extra={"config": cfg.to_dict(), "settings": vars(settings), "best": best,
+                                   "seconds": seconds_before + time.perf_counter() - start},
+                            files={SUBWORDS: spm_path})
             if on_epoch:
                 on_epoch(EpochReport(epoch, settings.epochs, sum(losses) / len(losses), accuracy, best,
                                      time.perf_counter() - epoch_start))
-        seconds = time.perf_counter() - start
+        seconds = seconds_before + time.perf_counter() - start
         saved = {
             "task": TASK,
             "config": cfg.to_dict(),
@@ -266,6 +296,7 @@ def train_tagger(
             **(meta or {}),
         }
         write_model_dir(out, saved, best_state, {SUBWORDS: spm_path}, force=force)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return saved
 
 

@@ -92,3 +92,27 @@ def test_evaluation_needs_gold_tags(tiny_tagger_dir):
 
     with pytest.raises(InputError):
         evaluate_tagger(load_tagger(tiny_tagger_dir), [Sentence(["a"], None)])
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_treebank, tmp_path):
+    """Issue 7: a run killed after epoch 1 and resumed from its checkpoint ends where an
+    uninterrupted run with the same seed ends, byte for byte."""
+    settings = TrainSettings(epochs=3, max_tokens=256, warmup_steps=5)
+    train_tagger(*tiny_treebank, tmp_path / "whole", settings, tiny_tagger_config())
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_epoch(report):
+        if report.epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(), on_epoch=kill_after_first_epoch)
+    checkpoint = tmp_path / "cut.checkpoint"
+    assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
+    epochs_seen = []
+    train_tagger(*tiny_treebank, tmp_path / "cut", resume=checkpoint, on_epoch=lambda r: epochs_seen.append(r.epoch))
+    assert epochs_seen == [2, 3]
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not checkpoint.exists()
