@@ -124,8 +124,10 @@ def write_model_dir(out: str | Path, config: dict, tensors: dict, extra_files: d
         for name, source in (extra_files or {}).items():
             shutil.copyfile(source, tmp / name)
         for file in tmp.iterdir():
+            file.chmod(0o644)  # mkstemp-style 0600 would hide a shared model from other users
             with open(file, "rb") as handle:
                 os.fsync(handle.fileno())
+        tmp.chmod(0o755)
         if out.exists():
             shutil.rmtree(out) if out.is_dir() else out.unlink()
         os.replace(tmp, out)
