@@ -92,9 +92,10 @@ class CharCNN(nn.Module):
 class Tagger(nn.Module):
     """Word features -> truncated self-attention encoder -> a tag per word.
 
-    Shapes (a batch of B sentences, N words at most, W = B * N word slots):
-        words: (B, N) int64, chars: (B, N, C) int64, pieces: (P,) int64, piece_offsets: (B * N,) int64,
-        padding: (B, N) bool  ->  logits (B, N, n_tags) [, attention weights per layer]
+    Shapes (a batch of B sentences, N words at most, U distinct words; see ``Featurizer.batch``):
+        words, slots: (B, N) int64, chars: (U + 1, C) int64, pieces: (P,) int64,
+        piece_offsets: (U + 1,) int64, padding: (B, N) bool
+        ->  logits (B, N, n_tags) [, attention weights per layer]
     """
 
     def __init__(self, cfg: TaggerConfig):
@@ -109,9 +110,9 @@ class Tagger(nn.Module):
         self.head = TaggingHead(cfg.encoder.d_model, len(cfg.tags))
 
     def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
-        b, n = batch["words"].shape
-        chars = self.char_cnn(batch["chars"].view(b * n, -1)).view(b, n, -1)
-        pieces = self.piece_embed(batch["pieces"], batch["piece_offsets"]).view(b, n, -1)
+        slots = batch["slots"]
+        chars = self.char_cnn(batch["chars"])[slots]  # (U + 1, filters) -> (B, N, filters)
+        pieces = self.piece_embed(batch["pieces"], batch["piece_offsets"])[slots]  # (B, N, subword_dim)
         x = torch.cat([self.word_embed(batch["words"]), chars, pieces], dim=-1)  # (B, N, word+char+subword)
         x = self.input_drop(self.project(x))  # (B, N, d_model)
         if return_weights:
@@ -149,24 +150,33 @@ class Featurizer:
             tags: gold tags (training); unknown tags raise KeyError.
             word_dropout: probability of replacing a word id by UNK (training only), so the
                 model learns to tag from characters and subwords alone.
-        Shapes:
-            -> words (B, N), chars (B, N, C), pieces (P,), piece_offsets (B*N,), padding (B, N)
-               [, labels (B, N) with -100 at padding]
+        Shapes (U distinct words in the batch, plus the padding row 0):
+            -> words (B, N), slots (B, N) row of each word slot, chars (U + 1, C), pieces (P,),
+               piece_offsets (U + 1,), padding (B, N) [, labels (B, N) with -100 at padding]
         """
         b, n = len(sentences), max(len(s) for s in sentences)
-        word_rows, char_rows, pieces, offsets = [], [], [], []
+        # Character and subword features depend on the word alone, so they are computed once per
+        # distinct word of the batch ("the", "," ...) and gathered into place by ``slots``.
+        # Row 0 is the padding slot: no characters, one dummy piece.
+        rows: dict[str, int] = {}
+        char_rows: list[tuple[int, ...]] = [()]
+        pieces, offsets = [0], [0]
+        word_rows, slot_rows = [], []
         for sentence in sentences:
-            word_rows.append([self.word_ids.get(normalise_word(w), UNK) for w in sentence] + [PAD] * (n - len(sentence)))
+            slot_row = []
             for word in sentence:
-                char_rows.append(self._cached_chars(word))
-                offsets.append(len(pieces))
-                pieces.extend(self.subwords.pieces(word))
-            for _ in range(n - len(sentence)):  # padding slots: no characters, one dummy piece
-                char_rows.append(())
-                offsets.append(len(pieces))
-                pieces.append(0)
+                row = rows.get(word)
+                if row is None:
+                    row = rows[word] = len(char_rows)
+                    char_rows.append(self._cached_chars(word))
+                    offsets.append(len(pieces))
+                    pieces.extend(self.subwords.pieces(word))
+                slot_row.append(row)
+            pad = n - len(sentence)
+            slot_rows.append(slot_row + [0] * pad)
+            word_rows.append([self.word_ids.get(normalise_word(w), UNK) for w in sentence] + [PAD] * pad)
         c = max(self.cfg.char_kernel, max(len(r) for r in char_rows))
-        chars = torch.tensor([r + (PAD,) * (c - len(r)) for r in char_rows], dtype=torch.long).view(b, n, c)
+        chars = torch.tensor([r + (PAD,) * (c - len(r)) for r in char_rows], dtype=torch.long)
         words = torch.tensor(word_rows, dtype=torch.long)
         lengths = torch.tensor([len(s) for s in sentences])
         padding = torch.arange(n)[None, :] >= lengths[:, None]
@@ -174,7 +184,8 @@ class Featurizer:
             drop = torch.rand(b, n, generator=generator) < word_dropout
             words = words.masked_fill(drop & ~padding, UNK)
         batch = {"words": words, "chars": chars, "pieces": torch.tensor(pieces, dtype=torch.long),
-                 "piece_offsets": torch.tensor(offsets, dtype=torch.long), "padding": padding}
+                 "piece_offsets": torch.tensor(offsets, dtype=torch.long), "padding": padding,
+                 "slots": torch.tensor(slot_rows, dtype=torch.long)}
         if tags is not None:
             labels = torch.tensor([[self.tag_ids[t] for t in sentence_tags] + [-100] * (n - len(sentence_tags))
                                    for sentence_tags in tags], dtype=torch.long)
