@@ -146,3 +146,32 @@ def test_help_lists_every_command_and_models_needs_no_torch():
                           cwd=ROOT)
     assert proc.returncode == 0, proc.stderr
     assert isinstance(json.loads(proc.stdout), dict)
+
+
+def test_streamed_input_is_answered_before_stdin_closes(tiny_tagger_dir):
+    """`tail -f log | seqattn tag -`: each line's words come out while the writer still holds the pipe."""
+    import select
+
+    proc = subprocess.Popen([sys.executable, "-m", "seqattn", "tag", "-", "--model", str(tiny_tagger_dir)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        proc.stdin.write(b"The cat sees Paris.\n")
+        proc.stdin.flush()
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        assert ready, "no output while stdin stayed open"
+        assert proc.stdout.readline().startswith(b"The\t")
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=60)
+    assert proc.returncode == 0
+
+
+def test_no_color_and_quiet_keep_stdout_clean(tiny_tagger_dir, tiny_treebank, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "seqattn", "tag", "data/sample.txt", "--format", "pretty",
+                           "--model", str(tiny_tagger_dir)], capture_output=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "NO_COLOR": "1", "TERM": "xterm"})
+    assert proc.returncode == 0 and b"\x1b[" not in proc.stdout and b"/DET" in proc.stdout
+    proc = seqattn("train", "tagger", "--train", tiny_treebank[0], "--dev", tiny_treebank[1], "--out",
+                   tmp_path / "m", "--epochs", "1", "--layers", "1", "--quiet")
+    assert proc.returncode == 0 and proc.stderr == b""
