@@ -33,7 +33,7 @@ from torch import Tensor, nn
 
 GraphScore = Literal["dot", "additive", "gat"]
 GRAPH_SCORES: tuple[str, ...] = ("dot", "additive", "gat")
-DEFAULT_EDGE_CHUNK = 1 << 20  # edges per chunk for the (chunk, H, Dh) temporaries
+DEFAULT_EDGE_CHUNK = 1 << 18  # edges per chunk: the (chunk, H, Dh) temporaries stay ~64 MB at H * Dh = 64
 
 
 # --------------------------------------------------------------------------- edges
@@ -152,6 +152,9 @@ def graph_attention(
     a_dst: Tensor | None = None,
     negative_slope: float = 0.2,
     dropout: float = 0.0,
+    steps: int = 1,
+    teleport: float = 0.0,
+    edge_bias: Tensor | None = None,
     edge_chunk: int = DEFAULT_EDGE_CHUNK,
 ) -> tuple[Tensor, Tensor]:
     """Attention restricted to the edges of a graph, computed sparsely.
@@ -168,6 +171,13 @@ def graph_attention(
             (``add_self_loops``) so that every node attends to itself.
         score: "dot", "additive" or "gat"; see ``edge_scores`` for their parameters.
         dropout: dropout on the attention weights (GAT drops 60 % of them while training).
+        steps, teleport: propagate ``steps`` times with the same weights, keeping a share
+            ``teleport`` of the values each time: o_0 = v, o_{t+1} = (1 - teleport) A o_t + teleport v
+            (personalized PageRank as in APPNP, Gasteiger et al. 2019, over the learned attention
+            A instead of a fixed normalised adjacency).  The default, one step without teleport,
+            is plain attention.
+        edge_bias: (E, H) added to the scores before the softmax, e.g. a learned bias per bond
+            type (Graphormer's edge encoding, Ying et al. 2021); None for none.
         edge_chunk: edges processed at once; bounds the (chunk, H, Dh) temporaries.
     Shapes:
         q, k, v: (N, H, Dh), edge_index: (2, E)  ->  out: (N, H, Dh), weights: (E, H)
@@ -180,18 +190,40 @@ def graph_attention(
                          f"{tuple(k.shape)}, {tuple(v.shape)}")
     if edge_chunk < 1:
         raise ValueError(f"edge_chunk must be >= 1, got {edge_chunk}")
+    if steps < 1 or not 0.0 <= teleport < 1.0:
+        raise ValueError(f"need steps >= 1 and 0 <= teleport < 1; got steps={steps}, teleport={teleport}")
     n_nodes = q.shape[0]
     check_edge_index(edge_index, n_nodes)
     edge_index = edge_index.long()
     scores = edge_scores(q, k, edge_index, score=score, v_score=v_score, a_src=a_src, a_dst=a_dst,
                          negative_slope=negative_slope, edge_chunk=edge_chunk)  # (E, H)
+    if edge_bias is not None:
+        if edge_bias.shape != scores.shape:
+            raise ValueError(f"edge_bias must be (E, H) = {tuple(scores.shape)}, got {tuple(edge_bias.shape)}")
+        scores = scores + edge_bias
     weights = segment_softmax(scores, edge_index[1], n_nodes)  # (E, H)
     mixing = F.dropout(weights, dropout) if dropout else weights
+    out = v
+    for _ in range(steps):
+        mixed = aggregate(out, edge_index, mixing, edge_chunk)
+        out = mixed if teleport == 0.0 else (1 - teleport) * mixed + teleport * v
+    return out, weights
+
+
+def aggregate(v: Tensor, edge_index: Tensor, weights: Tensor, edge_chunk: int = DEFAULT_EDGE_CHUNK) -> Tensor:
+    """Weighted sum of the values of each node's sources: out_i = sum_{j -> i} w_ji v_j.
+
+    Sums with ``index_add`` ``edge_chunk`` edges at a time, so the (chunk, H, Dh) messages are the
+    only temporaries.
+
+    Shapes:
+        v: (N, H, Dh), edge_index: (2, E), weights: (E, H)  ->  (N, H, Dh)
+    """
     src, dst = edge_index[0], edge_index[1]
     out = v.new_zeros(v.shape)  # (N, H, Dh)
     for part in _chunks(src.numel(), edge_chunk):
-        out.index_add_(0, dst[part], mixing[part, :, None] * v[src[part]])  # (chunk, H, Dh) into (N, H, Dh)
-    return out, weights
+        out.index_add_(0, dst[part], weights[part, :, None] * v[src[part]])  # (chunk, H, Dh) into (N, H, Dh)
+    return out
 
 
 # --------------------------------------------------------------------------- module
@@ -215,19 +247,23 @@ class GraphMultiHeadAttention(nn.Module):
         concat: concatenate heads (-> H * Dh) or average them (-> Dh).
         dropout: dropout on the attention weights while training.
         negative_slope: LeakyReLU slope of the gat score.
+        steps, teleport: propagation with the layer's attention (see ``graph_attention``).
     Shapes:
-        x: (N, in_features), edge_index: (2, E)  ->  out: (N, H * Dh) or (N, Dh), weights: (E, H)
+        x: (N, in_features) dense or sparse COO, edge_index: (2, E), edge_bias: (E, H) or None
+        ->  out: (N, H * Dh) or (N, Dh), weights: (E, H)
     Raises:
         ValueError: unknown score; see ``graph_attention`` for the rest.
     """
 
     def __init__(self, in_features: int, d_head: int, n_heads: int, *, score: GraphScore = "gat",
-                 concat: bool = True, dropout: float = 0.0, negative_slope: float = 0.2):
+                 concat: bool = True, dropout: float = 0.0, negative_slope: float = 0.2, steps: int = 1,
+                 teleport: float = 0.0):
         super().__init__()
         if score not in GRAPH_SCORES:
             raise ValueError(f"unknown score function {score!r}; expected one of {GRAPH_SCORES}")
         self.n_heads, self.d_head, self.score = n_heads, d_head, score
         self.concat, self.dropout, self.negative_slope = concat, dropout, negative_slope
+        self.steps, self.teleport = steps, teleport
         projections = 1 if score == "gat" else 3
         self.project = nn.Linear(in_features, projections * n_heads * d_head, bias=False)
         self.bias = nn.Parameter(torch.zeros(n_heads * d_head if concat else d_head))
@@ -246,9 +282,13 @@ class GraphMultiHeadAttention(nn.Module):
                 nn.init.xavier_uniform_(getattr(self, name))
         nn.init.zeros_(self.bias)
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_chunk: int = DEFAULT_EDGE_CHUNK) -> tuple[Tensor, Tensor]:
+    def forward(self, x: Tensor, edge_index: Tensor, edge_bias: Tensor | None = None,
+                edge_chunk: int = DEFAULT_EDGE_CHUNK) -> tuple[Tensor, Tensor]:
         n = x.shape[0]
-        projected = self.project(x)  # (N, P * H * Dh)
+        if x.is_sparse:  # bag-of-words features: a sparse product costs O(nnz), not O(N * in_features)
+            projected = torch.sparse.mm(x, self.project.weight.t())  # (N, P * H * Dh)
+        else:
+            projected = self.project(x)  # (N, P * H * Dh)
         if self.score == "gat":
             q = k = v = projected.view(n, self.n_heads, self.d_head)  # (N, H, Dh)
         else:
@@ -257,6 +297,6 @@ class GraphMultiHeadAttention(nn.Module):
             q, k, v, edge_index, score=self.score, v_score=getattr(self, "v_score", None),
             a_src=getattr(self, "a_src", None), a_dst=getattr(self, "a_dst", None),
             negative_slope=self.negative_slope, dropout=self.dropout if self.training else 0.0,
-            edge_chunk=edge_chunk)
+            steps=self.steps, teleport=self.teleport, edge_bias=edge_bias, edge_chunk=edge_chunk)
         out = out.reshape(n, -1) if self.concat else out.mean(dim=1)  # (N, H * Dh) or (N, Dh)
         return out + self.bias, weights
