@@ -61,6 +61,7 @@ def _register_commands() -> None:
     from seqattn.cli import tag
 
     tag.register(app, evaluate_app, train_app)
+    from seqattn.cli import graph; graph.register(app, evaluate_app, train_app)  # noqa: E702
 
 
 _register_commands()
