@@ -42,15 +42,16 @@ def graph_cli(
     if node is not None:
         _show_attention(data, result, classifier, node, fmt)
     else:
-        _show_classes(data, result, fmt)
+        _show_classes(data, result, classifier.cfg, fmt)
 
 
-def _show_classes(data, result, fmt: str) -> None:
+def _show_classes(data, result, cfg, fmt: str) -> None:
     import json
 
     from seqattn.cli.common import console, write
 
-    gold = data.labels
+    names = dict(zip(cfg.classes, cfg.display_names()))  # gold class ids read as the model's names
+    gold = None if data.labels is None else [None if g is None else names.get(g, g) for g in data.labels]
     if fmt == "tsv":
         write("".join(f"{n}\t{c}\t{p:.4f}\n" for n, c, p in zip(data.nodes, result.classes, result.probabilities)))
     elif fmt == "jsonl":
@@ -92,20 +93,23 @@ def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
                                   "weights": [[round(float(v), 4) for v in w[r]] for w in per_layer]},
                                  ensure_ascii=False) + "\n" for r in order))
     else:
+        from rich import box
         from rich.table import Table
 
         table = Table(title=f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); attention "
-                            f"over its {len(sources) - 1} neighbours and itself", title_justify="left")
-        table.add_column("neighbour")
-        table.add_column("class")
+                            f"over its {len(sources) - 1} neighbours and itself", title_justify="left",
+                      box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+        table.add_column("neighbour", no_wrap=True)
+        table.add_column("class", no_wrap=True)
         for layer, w in enumerate(per_layer):
             for head in range(w.shape[1]):
-                table.add_column(f"L{layer} h{head}", justify="right")
+                table.add_column(f"L{layer}h{head}", justify="right", no_wrap=True)
         for r in order:
             label = data.nodes[sources[r]] + (" (self)" if sources[r] == node else "")
             table.add_row(label, result.classes[sources[r]],
                           *(f"{float(w[r, h]):.3f}" for w in per_layer for h in range(w.shape[1])))
-        table.caption = "each column sums to 1 (softmax over the node's incoming edges); rows by layer-0 mean weight"
+        table.caption = ("L<layer>h<head>: each column sums to 1 (a softmax over the node's incoming edges); "
+                         "rows by layer-0 mean weight")
         table.caption_justify = "left"
         console().print(table)
 
@@ -158,13 +162,13 @@ def train_graph_cli(
         raise InputError(f"--max-epochs must be >= 1, got {max_epochs}")
     from seqattn.models.graph import NodeClassifierConfig
     from seqattn.readers.graph import read_planetoid
-    from seqattn.tasks.graph import NodeTrainSettings, train_node_classifier
+    from seqattn.tasks.graph import NodeTrainSettings, sort_classes, train_node_classifier
 
     graph = read_planetoid(data)
     config = NodeClassifierConfig()
     if class_names is not None:
         names = [n.strip() for n in class_names.split(",")]
-        classes = sorted({c for c in graph.labels if c is not None}, key=lambda c: (not c.isdigit(), c.zfill(9)))
+        classes = sort_classes({c for c in graph.labels if c is not None})
         if len(names) != len(classes) or not all(n for n in names):
             raise InputError(f"--class-names gives {len(names)} names for the {len(classes)} classes of {data}")
         config.classes, config.class_names = classes, names

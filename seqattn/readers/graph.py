@@ -326,13 +326,7 @@ def read_graphml(path: str | Path, known_nodes: list[str] | None = None) -> Grap
     """
     import networkx as nx
 
-    path = Path(path)
-    _open_text(path).close()
-    try:
-        g = nx.read_graphml(path)
-    except Exception as err:  # noqa: BLE001 - networkx raises ParseError, NetworkXError, KeyError ...
-        raise InputError(f"{path}: malformed GraphML ({_first_line(err)})") from None
-    return _from_networkx(g, str(path), known_nodes)
+    return _read_through_networkx(Path(path), "GraphML", nx.read_graphml, known_nodes)
 
 
 def read_gml(path: str | Path, known_nodes: list[str] | None = None) -> Graph:
@@ -343,17 +337,23 @@ def read_gml(path: str | Path, known_nodes: list[str] | None = None) -> Graph:
     """
     import networkx as nx
 
-    path = Path(path)
-    _open_text(path).close()
-    try:
+    def read(p: Path):
         try:
-            g = nx.read_gml(path, label="label")
+            return nx.read_gml(p, label="label")
         except nx.NetworkXError as err:
             if "label" not in str(err):
                 raise
-            g = nx.read_gml(path, label="id")
-    except Exception as err:  # noqa: BLE001 - networkx raises NetworkXError, UnicodeDecodeError ...
-        raise InputError(f"{path}: malformed GML ({_first_line(err)})") from None
+            return nx.read_gml(p, label="id")
+
+    return _read_through_networkx(Path(path), "GML", read, known_nodes)
+
+
+def _read_through_networkx(path: Path, kind: str, read, known_nodes: list[str] | None) -> Graph:
+    _open_text(path).close()  # a missing or unreadable file gets the usual message
+    try:
+        g = read(path)
+    except Exception as err:  # noqa: BLE001 - networkx raises ParseError, NetworkXError, KeyError ...
+        raise InputError(f"{path}: malformed {kind} ({_first_line(err)})") from None
     return _from_networkx(g, str(path), known_nodes)
 
 

@@ -182,6 +182,11 @@ class NodeEpochReport:
     best_val_accuracy: float
 
 
+def sort_classes(classes) -> list[str]:
+    """Class ids in output order: numeric ids by value (Planetoid's 0..C-1), then other names alphabetically."""
+    return sorted(classes, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+
+
 def _class_ids(graph: Graph, nodes: np.ndarray, classes: list[str]) -> torch.Tensor:
     index = {c: i for i, c in enumerate(classes)}
     return torch.tensor([index[graph.labels[n]] for n in nodes.tolist()], dtype=torch.long)
@@ -257,8 +262,7 @@ def train_node_classifier(
         raise InputError(f"{graph.source}: training needs labelled nodes in the train and val splits")
     cfg = config or NodeClassifierConfig()
     cfg.in_features = int(graph.features.shape[1])
-    seen = sorted({graph.labels[n] for n in train_nodes.tolist()} | {graph.labels[n] for n in val_nodes.tolist()},
-                  key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    seen = sort_classes({graph.labels[n] for n in train_nodes.tolist()} | {graph.labels[n] for n in val_nodes.tolist()})
     if cfg.classes and set(seen) - set(cfg.classes):
         raise InputError(f"{graph.source}: classes {sorted(set(seen) - set(cfg.classes))} are not in the config")
     cfg.classes = cfg.classes or seen

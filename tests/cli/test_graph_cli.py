@@ -70,7 +70,7 @@ def test_attention_of_one_node(capsys, tiny_planetoid, tiny_graph_model_dir):
             assert abs(sum(weights) - 1) < 1e-3
     code, out, _ = _run(capsys, "graph", tiny_planetoid, "--model", tiny_graph_model_dir, "--attention", "5",
                         "--format", "pretty")
-    assert code == 0 and "L0 h1" in out and "(self)" in out
+    assert code == 0 and "L0h1" in out and "(self)" in out
     code, out, _ = _run(capsys, "graph", tiny_planetoid, "--model", tiny_graph_model_dir, "--attention", "5",
                         "--format", "jsonl")
     assert [len(w) for w in json.loads(out.splitlines()[0])["weights"]] == [2, 1]

@@ -151,3 +151,27 @@ def test_unknown_score_and_missing_parameters():
         edge_scores(q, q, edges, score="gat")
     with pytest.raises(ValueError, match="unknown score"):
         GraphMultiHeadAttention(2, 2, 1, score="cosine")
+
+
+def test_edge_bias_and_propagation_steps_match_dense():
+    n, h, d = 12, 2, 3
+    edge_index = add_self_loops(torch.unique(_random_graph(n, 30, 8), dim=1), n)
+    g = torch.Generator().manual_seed(8)
+    q, k, v = (torch.randn(n, h, d, generator=g, dtype=torch.float64) for _ in range(3))
+    bias = torch.randn(edge_index.shape[1], h, generator=g, dtype=torch.float64)
+    out, weights = graph_attention(q, k, v, edge_index, edge_bias=bias, steps=3, teleport=0.2)
+    scores = dot_product_scores(q.transpose(0, 1), k.transpose(0, 1))  # (H, N, N)
+    dense_bias = torch.zeros(h, n, n, dtype=torch.float64)
+    dense_bias[:, edge_index[1], edge_index[0]] = bias.T
+    allowed = torch.zeros(n, n, dtype=torch.bool)
+    allowed[edge_index[1], edge_index[0]] = True
+    a = torch.softmax((scores + dense_bias).masked_fill(~allowed, MASK_VALUE), dim=-1)  # (H, N, N)
+    expected = v.transpose(0, 1)  # (H, N, Dh)
+    for _ in range(3):
+        expected = 0.8 * torch.matmul(a, expected) + 0.2 * v.transpose(0, 1)
+    assert (out - expected.transpose(0, 1)).abs().max() <= 1e-9
+    assert (weights - a[:, edge_index[1], edge_index[0]].T).abs().max() <= 1e-9
+    with pytest.raises(ValueError, match="edge_bias"):
+        graph_attention(q, k, v, edge_index, edge_bias=bias[:-1])
+    with pytest.raises(ValueError, match="teleport"):
+        graph_attention(q, k, v, edge_index, steps=0)
