@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import sys
 import time
@@ -64,6 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         "edges_per_second_gat": round(looped.shape[1] / gat_seconds),
         "peak_rss_gib": round(peak_rss_gib(), 2), "rss_after_inputs_gib": round(rss_inputs, 2),
         "limit_gib": 24, "fits": peak_rss_gib() < 24,
+        "load_average_1min": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),  # other jobs share the CPU
         "torch": torch.__version__,
     }))
     return 0

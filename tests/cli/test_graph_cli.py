@@ -111,23 +111,27 @@ def test_train_then_use_the_model(capsys, tiny_planetoid, tmp_path):
     (lambda p: p.write_text("0 1\n"), ["evaluate", "graph", "--data", "{f}"], "not a directory"),
     (lambda p: p.write_text("0 1\n"), ["train", "graph", "--data", "{d}", "--out", "{d}/m"], "not a Planetoid directory"),
 ])
-def test_errors_are_one_line_and_exit_2(tmp_path, make, argv, message):
+def test_errors_are_one_line_and_exit_2(capsys, tmp_path, make, argv, message):
     graph = tmp_path / "g.tsv"
     make(graph)
     np.savez(tmp_path / "x.npz", features=np.ones((3, 2), dtype=np.float32))
     names = {"f": graph, "x": tmp_path / "x.npz", "d": tmp_path}
-    result = _seqattn(*(a.format(**names) for a in argv))
-    assert result.returncode == 2, result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
-    assert message in result.stderr and result.stdout == ""
+    code, out, err = _run(capsys, *(a.format(**names) for a in argv))
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and err.startswith("seqattn: error: ")
+    assert message in err and out == ""
 
 
-def test_malformed_json_names_file_and_line(tmp_path):
-    path = tmp_path / "g.json"
-    path.write_text('{"nodes": [{"id": 1}],\n "links": [}')
+@pytest.mark.parametrize("name,text,message", [
+    ("g.json", '{"nodes": [{"id": 1}],\n "links": [}', "g.json: line 2: malformed JSON"),
+    ("g.tsv", "1 2\n2 x 3 4\n", "g.tsv: line 2: expected 'source target [weight]'"),
+])
+def test_the_real_command_prints_one_line_and_no_traceback(tmp_path, name, text, message):
+    path = tmp_path / name
+    path.write_text(text)
     result = _seqattn("graph", path)
-    assert result.returncode == 2 and f"{path}: line 2: malformed JSON" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and message in result.stderr and result.stdout == ""
+    assert len(result.stderr.strip().splitlines()) == 1 and "Traceback" not in result.stderr
 
 
 def test_help_does_not_import_torch():
