@@ -34,10 +34,10 @@ def graph_cli(
     if data.self_loops_dropped or data.duplicates_dropped:
         say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
             "duplicate edges (every node attends to itself once)", quiet)
+    node = data.index_of(attention) if attention is not None else None
     from seqattn.tasks.graph import load_node_classifier
 
     classifier = load_node_classifier(model)
-    node = data.index_of(attention) if attention is not None else None
     result = classifier.predict(data, with_attention=node is not None)
     if node is not None:
         _show_attention(data, result, classifier, node, fmt)
