@@ -91,3 +91,56 @@ def seqattn(*args, input: bytes = b"") -> subprocess.CompletedProcess:
             wrapper.detach()  # keep the byte buffers open when the wrapper goes away
         sys.stdin, sys.stdout, sys.stderr = saved
     return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+
+def make_planetoid(root: Path, seed: int = 0, n_per_class: int = 20, n_classes: int = 3, n_words: int = 12) -> Path:
+    """Write a tiny Planetoid-layout graph: each class uses its own words and mostly links within itself."""
+    import numpy as np
+    import scipy.sparse as sp
+
+    rng = np.random.default_rng(seed)
+    n = n_per_class * n_classes
+    labels = np.repeat(np.arange(n_classes), n_per_class)
+    rng.shuffle(labels)
+    own = n_words // n_classes
+    features = (rng.random((n, n_words)) < 0.08).astype(np.float32)
+    for i, c in enumerate(labels):
+        features[i, c * own + rng.choice(own, 2, replace=False)] = 1.0
+    edges = set()
+    for i in range(n):
+        for _ in range(3):
+            same = rng.random() < 0.85
+            pool = np.flatnonzero((labels == labels[i]) == same)
+            j = int(rng.choice(pool))
+            if j != i:
+                edges.add((min(i, j), max(i, j)))
+    root.mkdir(parents=True, exist_ok=True)
+    sp.save_npz(root / "features.npz", sp.csr_matrix(features))
+    (root / "labels.txt").write_text("".join(f"{c}\n" for c in labels))
+    (root / "edges.txt").write_text("".join(f"{u} {v}\n" for u, v in sorted(edges)))
+    order = np.arange(n)
+    for name, part in (("train", order[: n // 4]), ("val", order[n // 4: n // 2]), ("test", order[n // 2:])):
+        (root / f"{name}_idx.txt").write_text("".join(f"{i}\n" for i in part))
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_planetoid(tmp_path_factory) -> Path:
+    return make_planetoid(tmp_path_factory.mktemp("planetoid") / "tiny")
+
+
+def tiny_node_classifier_config():
+    from seqattn.models.graph import NodeClassifierConfig
+
+    return NodeClassifierConfig(d_head=4, n_heads=2, dropout=0.2, attention_dropout=0.2)
+
+
+@pytest.fixture(scope="session")
+def tiny_graph_model_dir(tiny_planetoid, tmp_path_factory) -> Path:
+    """A node classifier trained for a second or two on the tiny Planetoid graph."""
+    from seqattn.tasks.graph import NodeTrainSettings, train_node_classifier
+
+    out = tmp_path_factory.mktemp("models") / "tiny-graph"
+    train_node_classifier(tiny_planetoid, out, NodeTrainSettings(max_epochs=30, patience=30, lr=0.02),
+                          tiny_node_classifier_config())
+    return out

@@ -1,0 +1,191 @@
+"""`seqattn graph`, `seqattn evaluate graph`, `seqattn train graph`: node classification from the shell."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: node<TAB>class<TAB>probability) | jsonl"
+GRAPH_HELP = ("A Planetoid-layout directory (features.npz, labels.txt, edges.txt, *_idx.txt) or a graph file: "
+              "edge list (.tsv/.txt/.csv: source target [weight]), node-link .json, .graphml or .gml.")
+
+
+def graph_cli(
+    graph: str = typer.Argument(..., help=GRAPH_HELP, show_default=False),
+    features: Optional[Path] = typer.Option(None, "--features", help="Node features: CSV (node,f1,f2,...) "
+                                            "or NPZ (dense, or scipy sparse).", show_default=False),
+    labels: Optional[Path] = typer.Option(None, "--labels", help="Node classes: 'node<TAB>class' lines, or one "
+                                          "class per line in node order (adds a gold column).", show_default=False),
+    model: str = typer.Option("cora", "--model", "-m", help="Shipped model name or model directory."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMATS_HELP, show_default=False),
+    attention: Optional[str] = typer.Option(None, "--attention", help="Show this node's neighbours and the "
+                                            "weight each layer's heads give them.", show_default=False),
+    directed: bool = typer.Option(False, "--directed", help="Read an edge list as directed (a b: a -> b)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
+) -> None:
+    """Classify every node of a graph with self-attention along its edges (shipped model: cora)."""
+    from seqattn.cli.common import choose_format, say
+    from seqattn.readers.graph import read_graph
+
+    fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
+    data = read_graph(graph, features, labels, directed=directed)  # first: bad input before the model loads
+    if data.self_loops_dropped or data.duplicates_dropped:
+        say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
+            "duplicate edges (every node attends to itself once)", quiet)
+    node = data.index_of(attention) if attention is not None else None
+    from seqattn.tasks.graph import load_node_classifier
+
+    classifier = load_node_classifier(model)
+    result = classifier.predict(data, with_attention=node is not None)
+    if node is not None:
+        _show_attention(data, result, classifier, node, fmt)
+    else:
+        _show_classes(data, result, classifier.cfg, fmt)
+
+
+def _show_classes(data, result, cfg, fmt: str) -> None:
+    import json
+
+    from seqattn.cli.common import console, write
+
+    names = dict(zip(cfg.classes, cfg.display_names()))  # gold class ids read as the model's names
+    gold = None if data.labels is None else [None if g is None else names.get(g, g) for g in data.labels]
+    if fmt == "tsv":
+        write("".join(f"{n}\t{c}\t{p:.4f}\n" for n, c, p in zip(data.nodes, result.classes, result.probabilities)))
+    elif fmt == "jsonl":
+        lines = []
+        for k, (n, c, p) in enumerate(zip(data.nodes, result.classes, result.probabilities)):
+            record = {"node": n, "class": c, "probability": round(float(p), 4)}
+            if gold is not None:
+                record["gold"] = gold[k]
+            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+        write("".join(lines))
+    else:
+        from rich.table import Table
+
+        table = Table(title=f"{data.source}: {data.n_nodes:,} nodes, {data.n_edges:,} directed edges")
+        for column in ("node", "class", "probability") + (("gold",) if gold is not None else ()):
+            table.add_column(column, justify="right" if column == "probability" else "left")
+        for k, (n, c, p) in enumerate(zip(data.nodes, result.classes, result.probabilities)):
+            table.add_row(n, c, f"{p:.3f}", *((str(gold[k] if gold[k] is not None else "-"),) if gold is not None else ()))
+        console().print(table)
+
+
+def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
+    """The edges into ``node`` (its neighbours and itself) with every layer's and head's weight."""
+    import json
+
+    from seqattn.cli.common import console, write
+
+    into = (result.edge_index[1] == node).nonzero().flatten()  # edges j -> node, self-loop included
+    sources = result.edge_index[0, into].tolist()
+    per_layer = [w[into] for w in result.attention]  # L x (neighbours, heads)
+    order = sorted(range(len(sources)), key=lambda r: -float(per_layer[0][r].mean()))
+    name = data.nodes[node]
+    if fmt == "tsv":
+        write("".join(f"{name}\t{data.nodes[sources[r]]}\t{layer}\t{head}\t{float(w[r, head]):.4f}\n"
+                      for r in order for layer, w in enumerate(per_layer) for head in range(w.shape[1])))
+    elif fmt == "jsonl":
+        write("".join(json.dumps({"node": name, "neighbour": data.nodes[sources[r]],
+                                  "class": result.classes[sources[r]],
+                                  "weights": [[round(float(v), 4) for v in w[r]] for w in per_layer]},
+                                 ensure_ascii=False) + "\n" for r in order))
+    else:
+        from rich import box
+        from rich.table import Table
+
+        table = Table(title=f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); attention "
+                            f"over its {len(sources) - 1} neighbours and itself", title_justify="left",
+                      box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
+        table.add_column("neighbour", no_wrap=True)
+        table.add_column("class", no_wrap=True)
+        for layer, w in enumerate(per_layer):
+            for head in range(w.shape[1]):
+                table.add_column(f"L{layer}h{head}", justify="right", no_wrap=True)
+        for r in order:
+            label = data.nodes[sources[r]] + (" (self)" if sources[r] == node else "")
+            table.add_row(label, result.classes[sources[r]],
+                          *(f"{float(w[r, h]):.3f}" for w in per_layer for h in range(w.shape[1])))
+        table.caption = ("L<layer>h<head>: each column sums to 1 (a softmax over the node's incoming edges); "
+                         "rows by layer-0 mean weight")
+        table.caption_justify = "left"
+        console().print(table)
+
+
+def evaluate_graph_cli(
+    data: str = typer.Option(..., "--data", "-d", help="Planetoid-layout directory with labels and splits."),
+    split: str = typer.Option("test", "--split", help="train | val | test | all (every labelled node)."),
+    model: str = typer.Option("cora", "--model", "-m", help="Shipped model name or model directory."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+) -> None:
+    """Node classification accuracy of a model on one split of a labelled graph."""
+    import json
+
+    from seqattn.cli.common import choose_format, write
+    from seqattn.errors import InputError
+    from seqattn.readers.graph import read_planetoid
+
+    fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    if split not in ("train", "val", "test", "all"):
+        raise InputError(f"unknown --split {split!r}; expected train, val, test or all")
+    graph = read_planetoid(data)
+    from seqattn.tasks.graph import evaluate_node_classifier, load_node_classifier
+
+    classifier = load_node_classifier(model)
+    result = {"data": str(data), "model": model, **evaluate_node_classifier(classifier, graph, split)}
+    if fmt == "json":
+        write(json.dumps(result) + "\n")
+    else:
+        write(f"accuracy {100 * result['accuracy']:.2f}% on the {result['nodes']:,} {split} nodes "
+              f"({result['correct']:,} correct); graph of {result['graph_nodes']:,} nodes, "
+              f"{result['edges']:,} directed edges, {result['seconds']:.2f} s\n")
+
+
+def train_graph_cli(
+    data: str = typer.Option(..., "--data", "-d", help="Planetoid-layout directory (train and val splits used)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to (usable with --model)."),
+    seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, dropout)."),
+    max_epochs: int = typer.Option(1000, "--max-epochs", help="Upper bound on epochs (early stopping on val)."),
+    class_names: Optional[str] = typer.Option(None, "--class-names", help="Comma-separated names of the class "
+                                              "ids 0, 1, ... in order (default: classes.txt, else the ids).",
+                                              show_default=False),
+    force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+) -> None:
+    """Train a graph attention node classifier (the recipe of the shipped cora model)."""
+    from seqattn.cli.common import progress, say, write
+    from seqattn.errors import InputError
+
+    if max_epochs < 1:
+        raise InputError(f"--max-epochs must be >= 1, got {max_epochs}")
+    from seqattn.models.graph import NodeClassifierConfig
+    from seqattn.readers.graph import read_planetoid
+    from seqattn.tasks.graph import NodeTrainSettings, sort_classes, train_node_classifier
+
+    graph = read_planetoid(data)
+    config = NodeClassifierConfig()
+    if class_names is not None:
+        names = [n.strip() for n in class_names.split(",")]
+        classes = sort_classes({c for c in graph.labels if c is not None})
+        if len(names) != len(classes) or not all(n for n in names):
+            raise InputError(f"--class-names gives {len(names)} names for the {len(classes)} classes of {data}")
+        config.classes, config.class_names = classes, names
+    with progress("training", quiet) as bar:
+        def on_epoch(r):
+            bar.update(r.epoch, r.max_epochs, f"epoch {r.epoch}  val acc {100 * r.val_accuracy:.1f}% "
+                                              f"(best {100 * r.best_val_accuracy:.1f}%)")
+
+        saved = train_node_classifier(graph, out, NodeTrainSettings(max_epochs=max_epochs, seed=seed), config,
+                                      on_epoch=on_epoch, force=force)
+    say(f"stopped after {saved['training']['epochs']} epochs (best epoch {saved['training']['best_epoch']})", quiet)
+    write(f"saved {out}: val accuracy {100 * saved['metrics']['val_accuracy']:.2f}% "
+          f"after {saved['training']['seconds']:.0f} s\n")
+
+
+def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer) -> None:
+    """Add the graph commands to the CLI."""
+    app.command("graph")(graph_cli)
+    evaluate_app.command("graph")(evaluate_graph_cli)
+    train_app.command("graph")(train_graph_cli)

@@ -1,0 +1,239 @@
+"""Node classification with self-attention along edges: node features -> attention layers -> a class per node.
+
+The shipped ``cora`` model is a GAT (Velickovic et al. 2018, "Graph Attention Networks", ICLR;
+transductive setup of section 3.3): features are row-normalised, then
+    h = ELU(concat_h GraphAttention_h(Dropout(x)))            K heads of size F'
+    logits = mean_h GraphAttention_h(Dropout(h))               one head per class score
+with dropout on the inputs of both layers and on the attention weights, self-loops on every node,
+and every attention restricted to the edges of the graph (seqattn.nn.graph_attention).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from seqattn.nn.graph_attention import GRAPH_SCORES, GraphMultiHeadAttention, add_self_loops
+
+
+@dataclass
+class NodeClassifierConfig:
+    """Hyper-parameters and classes of ``NodeClassifier``; saved as the model's config.json."""
+
+    in_features: int = 0  # size F of each node's feature vector
+    classes: list[str] = field(default_factory=list)  # class id (as in the labels file) of each output
+    class_names: list[str] = field(default_factory=list)  # readable name of each class ([] = the ids)
+    d_head: int = 8  # size F' of each hidden head
+    n_heads: int = 8  # hidden heads K
+    n_layers: int = 2  # attention layers; the last one outputs the class logits
+    out_heads: int = 1  # heads of the output layer, averaged
+    score: str = "gat"  # "gat", "dot" or "additive" (seqattn.nn.graph_attention)
+    dropout: float = 0.6  # on each layer's input
+    attention_dropout: float = 0.6  # on the attention weights
+    normalize_features: bool = True  # divide each feature row by its sum (GCN/GAT preprocessing)
+    propagation_steps: int = 1  # the output layer's attention applied this many times (1 = GAT)
+    teleport: float = 0.0  # share of its own values each node keeps per step (APPNP's alpha)
+
+    def __post_init__(self) -> None:
+        if self.score not in GRAPH_SCORES:
+            raise ValueError(f"unknown score {self.score!r}; expected one of {GRAPH_SCORES}")
+        if self.n_layers < 1:
+            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NodeClassifierConfig":
+        """Build from a JSON dict; unknown keys raise ValueError."""
+        unknown = set(d) - {f.name for f in fields(cls)}
+        if unknown:
+            raise ValueError(f"unknown node classifier config keys: {sorted(unknown)}")
+        return cls(**d)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def display_names(self) -> list[str]:
+        """What to print for each class: its name if known, else its id."""
+        return self.class_names if len(self.class_names) == len(self.classes) else list(self.classes)
+
+
+def normalize_rows(features) -> np.ndarray:
+    """Divide each row by its sum (rows that sum to 0 stay 0), as GCN and GAT preprocess features.
+
+    Shapes:
+        features: (N, F) ndarray or scipy sparse  ->  (N, F) float32 ndarray
+    """
+    import scipy.sparse as sp
+
+    dense = features.toarray() if sp.issparse(features) else np.asarray(features)
+    dense = dense.astype(np.float32, copy=True)
+    sums = dense.sum(axis=1, keepdims=True)
+    np.divide(dense, sums, out=dense, where=sums != 0)
+    return dense
+
+
+def sparse_dropout(x: Tensor, p: float, training: bool) -> Tensor:
+    """Dropout on the stored values of a sparse COO tensor (the zeros would stay zero anyway).
+
+    Shapes:
+        x: (N, F) sparse COO  ->  (N, F) sparse COO
+    """
+    if not training or p == 0.0:
+        return x
+    x = x.coalesce()
+    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, True), x.shape)
+
+
+def features_tensor(features, normalize: bool) -> Tensor:
+    """Node features as the model reads them: sparse COO when most entries are 0, else dense.
+
+    Shapes:
+        features: (N, F) ndarray or scipy sparse  ->  (N, F) float32 tensor
+    """
+    import scipy.sparse as sp
+
+    dense = normalize_rows(features) if normalize else (
+        features.toarray() if sp.issparse(features) else np.asarray(features, dtype=np.float32))
+    tensor = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))
+    if tensor.numel() and (tensor != 0).float().mean() < 0.1:
+        return tensor.to_sparse()
+    return tensor
+
+
+class NodeClassifier(nn.Module):
+    """Stacked multi-head attention along edges with a class score per node (GAT).
+
+    Args:
+        cfg: a ``NodeClassifierConfig`` with ``in_features`` and ``classes`` filled in.
+    Shapes:
+        x: (N, in_features) float32, dense or sparse COO (``features_tensor``), edge_index: (2, E) without self-loops (they are added here)
+        -> logits: (N, n_classes) [, per layer (E + N, heads) attention weights and the
+           (2, E + N) edge_index with self-loops they belong to]
+    """
+
+    def __init__(self, cfg: NodeClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers = []
+        width = cfg.in_features
+        for layer in range(cfg.n_layers):
+            last = layer == cfg.n_layers - 1
+            layers.append(GraphMultiHeadAttention(
+                width, len(cfg.classes) if last else cfg.d_head, cfg.out_heads if last else cfg.n_heads,
+                score=cfg.score, concat=not last, dropout=cfg.attention_dropout,
+                steps=cfg.propagation_steps if last else 1, teleport=cfg.teleport if last else 0.0))
+            width = cfg.n_heads * cfg.d_head
+        self.layers = nn.ModuleList(layers)
+
+    def forward(self, x: Tensor, edge_index: Tensor, return_weights: bool = False):
+        edge_index = add_self_loops(edge_index, x.shape[0])  # (2, E + N)
+        all_weights = []
+        h = x
+        for layer_number, layer in enumerate(self.layers):
+            h = sparse_dropout(h, self.cfg.dropout, self.training) if h.is_sparse else \
+                F.dropout(h, self.cfg.dropout, self.training)
+            h, weights = layer(h, edge_index)  # (N, H * F') hidden, (N, n_classes) last
+            if layer_number < len(self.layers) - 1:
+                h = F.elu(h)
+            if return_weights:  # (E + N, H) per layer: kept only when asked for, they are O(E * H)
+                all_weights.append(weights)
+        return (h, all_weights, edge_index) if return_weights else h
+
+
+# --------------------------------------------------------------------------- graph-level (N -> 1)
+
+
+@dataclass
+class GraphPredictorConfig:
+    """Hyper-parameters of ``GraphPredictor`` (whole-graph regression or binary classification)."""
+
+    in_features: int = 0  # size of each node's input vector (atom features)
+    task: str = "regression"  # "regression" (one value) or "binary" (one logit)
+    d_model: int = 64  # node vector size
+    n_heads: int = 4  # attention heads; d_model / n_heads per head
+    n_layers: int = 3  # attention blocks
+    d_ff: int = 128  # FFN hidden size
+    score: str = "dot"  # graph attention score ("dot", "additive" or "gat")
+    n_edge_types: int = 5  # edge types with a learned attention bias per head (0 = self-loop)
+    dropout: float = 0.2  # residual branches and the head's MLP
+    attention_dropout: float = 0.0  # on the attention weights
+    target_mean: float = 0.0  # regression targets are standardised with these (set from train data)
+    target_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.task not in ("regression", "binary"):
+            raise ValueError(f"unknown task {self.task!r}; expected 'regression' or 'binary'")
+        if self.score not in GRAPH_SCORES:
+            raise ValueError(f"unknown score {self.score!r}; expected one of {GRAPH_SCORES}")
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class GraphAttentionBlock(nn.Module):
+    """A pre-LN Transformer block whose self-attention runs along the edges (plus self-loops).
+
+        h = h + Dropout(W_o EdgeAttention(LayerNorm(h)) )      scores + bias[edge type, head]
+        h = h + Dropout(FFN(LayerNorm(h)))
+
+    Shapes:
+        h: (N, d_model), edge_index: (2, E) with self-loops, edge_type: (E,) int64
+        -> (N, d_model), weights (E, H)
+    """
+
+    def __init__(self, cfg: GraphPredictorConfig):
+        super().__init__()
+        self.norm_attn, self.norm_ffn = nn.LayerNorm(cfg.d_model), nn.LayerNorm(cfg.d_model)
+        self.attn = GraphMultiHeadAttention(cfg.d_model, cfg.d_model // cfg.n_heads, cfg.n_heads, score=cfg.score,
+                                            dropout=cfg.attention_dropout)
+        self.edge_bias = nn.Embedding(cfg.n_edge_types, cfg.n_heads)
+        nn.init.zeros_(self.edge_bias.weight)
+        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.ffn = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout),
+                                 nn.Linear(cfg.d_ff, cfg.d_model))
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, h: Tensor, edge_index: Tensor, edge_type: Tensor) -> tuple[Tensor, Tensor]:
+        a, weights = self.attn(self.norm_attn(h), edge_index, edge_bias=self.edge_bias(edge_type))
+        h = h + self.drop(self.out(a))
+        h = h + self.drop(self.ffn(self.norm_ffn(h)))
+        return h, weights
+
+
+class GraphPredictor(nn.Module):
+    """Node features -> L edge-attention blocks -> attention pooling -> one output per graph.
+
+    A batch of graphs is one disconnected graph (``batch`` says which graph each node is in), so
+    attention never crosses from one graph to another.
+
+    Shapes:
+        x: (N, in_features), edge_index: (2, E) without self-loops, edge_type: (E,) int64 in
+        [1, n_edge_types), batch: (N,) int64  ->  outputs (G, 1) (standardised for regression)
+    """
+
+    def __init__(self, cfg: GraphPredictorConfig):
+        super().__init__()
+        from seqattn.heads.pooling import AttentionPoolingHead
+
+        self.cfg = cfg
+        self.embed = nn.Linear(cfg.in_features, cfg.d_model)
+        self.blocks = nn.ModuleList(GraphAttentionBlock(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model)
+        self.head = AttentionPoolingHead(cfg.d_model, 1, dropout=cfg.dropout)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_type: Tensor, batch: Tensor, n_graphs: int) -> Tensor:
+        n = x.shape[0]
+        if edge_index.numel() and bool((edge_index[0] == edge_index[1]).any()):
+            raise ValueError("edge_index must not hold self-loops (they are added here, with edge type 0)")
+        looped = add_self_loops(edge_index, n)  # (2, E + N); the loops come last
+        types = torch.cat([edge_type, edge_type.new_zeros(n)])  # (E + N,)
+        h = self.embed(x)  # (N, d_model)
+        for block in self.blocks:
+            h, _ = block(h, looped, types)
+        outputs, _ = self.head(self.norm(h), batch, n_graphs)  # (G, 1)
+        return outputs
