@@ -30,6 +30,11 @@ def test_doc_example_runs(example, monkeypatch, tmp_path, capsys):
     if argv[:2] == ["train", "graph"]:
         argv[argv.index("--out") + 1] = str(tmp_path / "model")
         argv += ["--max-epochs", "2"]
+    if "my-cora" in argv:  # the model the training example writes: make a quick one here
+        assert run(["train", "graph", "--data", "../shared/data/planetoid/cora", "--out", str(tmp_path / "my-cora"),
+                    "--max-epochs", "2", "--quiet"]) == 0
+        argv[argv.index("my-cora")] = str(tmp_path / "my-cora")
+        capsys.readouterr()
     code = run(argv)
     out, err = capsys.readouterr()
     assert code == 0, err
