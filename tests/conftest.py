@@ -14,6 +14,14 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
+
+def pytest_configure(config):
+    # Tests use tiny tensors: one thread is as fast, and on a shared machine it avoids OpenMP
+    # threads spin-waiting for a busy core (a tiny graph's index_add_ took 50 ms with two).
+    import torch
+
+    torch.set_num_threads(1)
+
 _LEXICON = {
     "DET": ["the", "a", "this", "every"], "NOUN": ["cat", "dog", "idea", "house", "model", "word"],
     "VERB": ["sees", "likes", "builds", "tags"], "ADJ": ["big", "small", "green", "fast"],

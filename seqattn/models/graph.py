@@ -84,7 +84,7 @@ def sparse_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     if not training or p == 0.0:
         return x
     x = x.coalesce()
-    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, True), x.shape)
+    return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, True), x.shape, check_invariants=False)
 
 
 def features_tensor(features, normalize: bool) -> Tensor:
