@@ -41,8 +41,12 @@ def models_cli(
     if fmt == "json":
         write(json.dumps(models, indent=1) + "\n")
         return
-    rows = [(name, m["task"], "full" if m.get("window") is None else f"|i-j| <= {m['window']}", m["data"],
-             m["license"], m["metric"]) for name, m in models.items()]
+    def attention(m: dict) -> str:
+        if m["task"] == "graph":
+            return "along edges"
+        return "full" if m.get("window") is None else f"|i-j| <= {m['window']}"
+
+    rows = [(name, m["task"], attention(m), m["data"], m["license"], m["metric"]) for name, m in models.items()]
     if fmt == "tsv":
         write("".join("\t".join(map(str, r)) + "\n" for r in rows))
         return
