@@ -20,6 +20,7 @@ import torch
 from seqattn.errors import InputError
 from seqattn.models.graph import GraphPredictor, GraphPredictorConfig
 from seqattn.readers.molecules import ATOM_FEATURES, Molecule, batch_molecules
+from seqattn.tasks.training import optimizer_step
 
 
 def rmse(predicted: np.ndarray, target: np.ndarray) -> float:
@@ -153,12 +154,7 @@ def train_graph_predictor(
             y = (b["y"] - config.target_mean) / config.target_std if config.task == "regression" else b["y"]
             out = model(b["x"], b["edge_index"], b["bond_type"], b["batch"], b["n_graphs"])
             loss = model.head.loss(out, y, config.task)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, model, optimizer, scheduler))
         value = score_graphs(model, data["valid"])
         if (value < best) if lower_is_better else (value > best):
             best, best_epoch = value, epoch

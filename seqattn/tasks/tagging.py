@@ -22,6 +22,7 @@ from seqattn.models.io import read_model_dir, write_model_dir
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.readers.conllu import Sentence, read_conllu
 from seqattn.readers.subwords import SubwordModel, train_subwords
+from seqattn.tasks.training import optimizer_step
 
 TASK = "tagger"
 SUBWORDS = "subwords.model"
@@ -265,12 +266,7 @@ def train_tagger(
                 batch = featurizer.batch([train[i].words for i in ids], [train[i].upos for i in ids],
                                          settings.word_dropout, generator)
                 loss = model.head.loss(model(batch), batch["labels"], settings.label_smoothing)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-                optimizer.step()
-                scheduler.step()
-                losses.append(loss.item())
+                losses.append(optimizer_step(loss, model, optimizer, scheduler))
                 if on_step:
                     on_step(step, len(batches))
             model.eval()
