@@ -165,6 +165,16 @@ def iter_audio(path: str | Path, sample_rate_hz: int | None = None,
                              f"the file holds {done:,}")
 
 
+def resampled_length(samples: int, from_hz: int, to_hz: int | None) -> int:
+    """Samples that ``iter_audio`` yields for a clip of ``samples`` at ``from_hz`` resampled to ``to_hz``.
+
+    soxr rounds half up: floor(samples * to_hz / from_hz + 1/2), in exact integer arithmetic.
+    """
+    if to_hz is None or to_hz == from_hz:
+        return samples
+    return (2 * samples * to_hz + from_hz) // (2 * from_hz)
+
+
 def read_audio(path: str | Path, sample_rate_hz: int | None = None) -> tuple[np.ndarray, AudioInfo]:
     """The whole clip as mono float32 samples at ``sample_rate_hz`` (None: the file's rate).
 

@@ -5,7 +5,7 @@ import pytest
 import soundfile as sf
 
 from seqattn.errors import InputError
-from seqattn.readers.audio import audio_info, iter_audio, read_audio
+from seqattn.readers.audio import audio_info, iter_audio, read_audio, resampled_length
 
 
 def tone(seconds: float, sample_rate_hz: int, hz: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
@@ -88,3 +88,11 @@ def test_non_finite_samples_are_rejected(tmp_path):
     sf.write(tmp_path / "nan.wav", x, 8000, subtype="FLOAT")
     with pytest.raises(InputError, match="sample 100 is not a finite number"):
         read_audio(tmp_path / "nan.wav")
+
+
+@pytest.mark.parametrize("samples,from_hz,to_hz", [(15, 48000, 8000), (29, 16000, 8000), (44101, 44100, 8000),
+                                                  (1000, 8000, 8000), (777, 11025, 8000), (100, 8000, 22050)])
+def test_resampled_length_predicts_the_stream(tmp_path, samples, from_hz, to_hz):
+    x = (0.1 * np.random.default_rng(samples).standard_normal(samples)).astype(np.float32)
+    sf.write(tmp_path / "x.wav", x, from_hz, subtype="FLOAT")
+    assert len(read_audio(tmp_path / "x.wav", to_hz)[0]) == resampled_length(samples, from_hz, to_hz)

@@ -1,0 +1,111 @@
+"""The speech model: 25 ms frames -> truncated self-attention -> class, frame tags and CTC output.
+
+    frames (N, bins) log-mel, normalised with the training data's mean and deviation
+      -> Conv1d (kernel k over time) + GELU                          local spectral patterns
+      -> L pre-LN blocks of truncated self-attention, |i - j| <= w   (no absolute positions:
+         a learned relative bias per offset j - i, so the model is the same at every frame)
+      -> three heads, the three output types of the lecture:
+         class      N -> 1   attention pooling + linear        the spoken label of a clip
+         frame tags N -> N   linear per frame, silence or label the segments of a clip
+         CTC        N -> M   linear per frame, blank or label  the label string of a clip
+
+Every output frame depends only on input frames within ``receptive_field()`` frames on either
+side (the conv's half-width plus L * w), which is what lets long audio run chunk by chunk with
+results equal to one pass over the whole clip (seqattn.tasks.speech).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from seqattn.heads.classification import AttentionPoolingHead
+from seqattn.heads.ctc import CTCHead
+from seqattn.heads.tagging import TaggingHead
+from seqattn.nn.encoder import Encoder, EncoderConfig
+from seqattn.readers.frames import FrameSpec
+
+SILENCE = 0  # frame-tag id of "no label here" (labels are 1..K, as in CTC where 0 is blank)
+
+
+@dataclass
+class SpeechConfig:
+    """Hyper-parameters, frame spec and labels of ``SpeechModel``; saved as the model's config.json."""
+
+    encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
+        d_model=96, n_heads=4, n_layers=4, d_ff=192, dropout=0.1, attention_dropout=0.0,
+        window=16, positional="none", relative_bias=True))
+    frames: FrameSpec = field(default_factory=lambda: FrameSpec(8000))  # what the model reads
+    conv_kernel: int = 5  # frames seen by the convolution before attention (odd)
+    labels: list[str] = field(default_factory=list)  # id - 1 -> label (class, frame tag and CTC output)
+    silence: str = "sil"  # the frame tag of frames without a label
+
+    def __post_init__(self) -> None:
+        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
+            raise ValueError(f"conv_kernel must be odd and >= 1, got {self.conv_kernel}")
+        if self.encoder.positional != "none":
+            # absolute positions would make a frame's output depend on where its chunk starts
+            raise ValueError("a speech model uses relative positions only (encoder.positional = 'none')")
+        if self.encoder.window is None:
+            raise ValueError("a speech model uses truncated attention (encoder.window = w frames)")
+
+    def receptive_field(self) -> int:
+        """Frames on each side that one output frame depends on: k // 2 + L * w."""
+        return self.conv_kernel // 2 + self.encoder.n_layers * self.encoder.window
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["encoder"], d["frames"] = self.encoder.to_dict(), self.frames.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SpeechConfig":
+        d = dict(d)
+        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
+        d["frames"] = FrameSpec.from_dict(d["frames"])
+        return cls(**d)
+
+
+class SpeechModel(nn.Module):
+    """Frame vectors -> truncated self-attention encoder -> class, frame-tag and CTC logits.
+
+    Shapes:
+        x: (B, N, bins) features, padding: (B, N) bool (True = padding)
+        -> dict with class_logits (B, K), frame_logits (B, N, K + 1) [0 = silence],
+           ctc_logits (B, N, K + 1) [0 = blank], hidden (B, N, d_model),
+           and with return_weights, weights: L tensors (B, H, N, 2w + 1) in band layout.
+    """
+
+    def __init__(self, cfg: SpeechConfig):
+        super().__init__()
+        self.cfg = cfg
+        d, k = cfg.encoder.d_model, len(cfg.labels)
+        # Filled from the training data (global statistics keep every frame's input local).
+        self.register_buffer("feature_mean", torch.zeros(cfg.frames.bins))
+        self.register_buffer("feature_std", torch.ones(cfg.frames.bins))
+        self.conv = nn.Conv1d(cfg.frames.bins, d, cfg.conv_kernel, padding=cfg.conv_kernel // 2)
+        self.act = nn.GELU()
+        self.input_drop = nn.Dropout(cfg.encoder.dropout)
+        self.encoder = Encoder(cfg.encoder)
+        self.class_head = AttentionPoolingHead(d, k)
+        self.frame_head = TaggingHead(d, k + 1)
+        self.ctc_head = CTCHead(d, k)
+
+    def encode(self, x: Tensor, padding: Tensor | None = None, return_weights: bool = False):
+        """Normalise, convolve and encode.  Shapes: (B, N, bins) -> (B, N, d_model) [, weights]."""
+        x = (x - self.feature_mean) / self.feature_std
+        if padding is not None:
+            x = x.masked_fill(padding[..., None], 0.0)  # padded frames look like the zero padding of the conv
+        h = self.act(self.conv(x.transpose(1, 2)).transpose(1, 2))  # (B, N, d_model)
+        h = self.input_drop(h)
+        return self.encoder(h, padding, return_weights=return_weights)
+
+    def forward(self, x: Tensor, padding: Tensor | None = None, return_weights: bool = False) -> dict:
+        h, weights = self.encode(x, padding, return_weights=True)
+        out = {"class_logits": self.class_head(h, padding), "frame_logits": self.frame_head(h),
+               "ctc_logits": self.ctc_head(h), "hidden": h}
+        if return_weights:
+            out["weights"] = weights
+        return out
