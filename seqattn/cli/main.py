@@ -61,6 +61,7 @@ def _register_commands() -> None:
     from seqattn.cli import tag
 
     tag.register(app, evaluate_app, train_app)
+    from seqattn.cli import speech; speech.register(app, evaluate_app, train_app)
 
 
 _register_commands()

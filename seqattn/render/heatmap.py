@@ -33,9 +33,11 @@ def downsample(matrix: Sequence[Sequence[float]], max_size: int) -> tuple[list[l
 
 
 def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_labels: Sequence[str],
-            title: str = "") -> Table:
+            title: str = "", legend: str | None = None) -> Table:
     """A rich Table: rows are queries (labelled), columns keys (numbered, legend below).
 
+    Args:
+        legend: the caption's first line; default "keys: 0=<col label> 1=...".
     Shapes:
         matrix: (R, C) weights in [0, 1]; row_labels: R strings; col_labels: C strings.
     """
@@ -47,7 +49,8 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
     for i, row in enumerate(matrix):
         cells = [Text("  ", style=f"on {_colour(v, top)}") for v in row]
         table.add_row(f"{i} {row_labels[i]} ", *cells)
-    legend = "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
-    table.caption = f"keys: {legend}\nscale: white 0 .. dark blue {top:.2f}"
+    if legend is None:
+        legend = "keys: " + "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
+    table.caption = f"{legend}\nscale: white 0 .. dark blue {top:.2f}"
     table.caption_justify = "left"
     return table
