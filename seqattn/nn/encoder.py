@@ -70,8 +70,9 @@ class EncoderBlock(nn.Module):
                                  nn.Linear(cfg.d_ff, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
 
-    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
-        h, weights = self.attn(self.norm_attn(x), key_padding_mask)
+    def forward(self, x: Tensor, key_padding_mask: Tensor | None = None,
+                need_weights: bool = True) -> tuple[Tensor, Tensor | None]:
+        h, weights = self.attn(self.norm_attn(x), key_padding_mask, need_weights)
         x = x + self.drop(h)
         x = x + self.drop(self.ffn(self.norm_ffn(x)))
         return x, weights
@@ -86,6 +87,7 @@ class Encoder(nn.Module):
         x: (B, N, d_model), key_padding_mask: (B, N) bool (True = padding)
         -> out: (B, N, d_model), and with ``return_weights`` a list of L weight tensors,
            each (B, H, N, N) for full attention or (B, H, N, 2w + 1) for truncated attention.
+           Without ``return_weights`` the attention takes its fast path (no weights at all).
     """
 
     def __init__(self, cfg: EncoderConfig):
@@ -99,7 +101,7 @@ class Encoder(nn.Module):
         x = self.positional(x)
         all_weights = []
         for block in self.blocks:
-            x, weights = block(x, key_padding_mask)
+            x, weights = block(x, key_padding_mask, need_weights=return_weights)
             all_weights.append(weights)
         x = self.norm(x)
         return (x, all_weights) if return_weights else x

@@ -95,3 +95,38 @@ def test_bad_arguments():
         MultiHeadSelfAttention(10, 3)
     with pytest.raises(ValueError):
         MultiHeadSelfAttention(12, 3, relative_bias=True)
+
+
+@pytest.mark.parametrize("window", [None, 0, 1, 5, 16, 100])
+@pytest.mark.parametrize("n", [9, 70])
+def test_fast_path_without_weights_equals_the_slow_path(window, n):
+    """The fused SDPA path (need_weights=False) gives the outputs and gradients of the weighted path."""
+    q, k, v = _qkv(n=n)
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    bias = torch.randn(3, 2 * window + 1, dtype=torch.float64, requires_grad=True) if window is not None else None
+    pad = torch.zeros(2, n, dtype=torch.bool)
+    pad[1, n // 2:] = True
+    slow, weights = attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+    fast, none = attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias, need_weights=False)
+    assert none is None and weights is not None
+    assert (fast - slow).abs().max() <= 1e-10
+    leaves = [q, k, v] + ([bias] if bias is not None else [])
+    grads_slow = torch.autograd.grad(slow[0, :, :, :].sum() + slow[1, :, : n // 2].sum(), leaves)
+    grads_fast = torch.autograd.grad(fast[0, :, :, :].sum() + fast[1, :, : n // 2].sum(), leaves)
+    for a, b in zip(grads_slow, grads_fast):
+        assert (a - b).abs().max() <= 1e-9
+
+
+def test_fast_path_of_the_module_and_fully_masked_rows():
+    torch.manual_seed(3)
+    layer = MultiHeadSelfAttention(16, 2, window=4, relative_bias=True).eval()
+    x = torch.randn(2, 90, 16)
+    pad = torch.zeros(2, 90, dtype=torch.bool)
+    pad[0, 60:] = True
+    slow, _ = layer(x, pad)
+    fast, none = layer(x, pad, need_weights=False)
+    assert none is None and (fast - slow).abs().max() <= 1e-5
+    everything = torch.ones(1, 20, dtype=torch.bool)
+    out, _ = attention(*_qkv(b=1, n=20), window=3, key_padding_mask=everything, need_weights=False)
+    assert torch.isfinite(out).all() and (out == 0).all()
