@@ -127,8 +127,12 @@ def tiny_speech_dir(tone_manifests, tmp_path_factory) -> Path:
     from seqattn.tasks.speech import read_manifest
     from seqattn.tasks.speech_training import TrainSettings, train_speech
 
-    torch.manual_seed(0)
     out = tmp_path_factory.mktemp("models") / "tiny-speech"
-    train_speech(read_manifest(tone_manifests[0]), out, tiny_speech_config(),
-                 TrainSettings(epochs=8, sequences=24, max_frames=2000, warmup_steps=5, lr=5e-3))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small gains nothing from threads, and loses much on a busy machine
+    try:
+        train_speech(read_manifest(tone_manifests[0]), out, tiny_speech_config(),
+                     TrainSettings(epochs=8, sequences=24, max_frames=2000, warmup_steps=5, lr=5e-3))
+    finally:
+        torch.set_num_threads(threads)
     return out

@@ -52,7 +52,7 @@ def frames_cli(
         out = console()
         out.print(f"[bold]{clip}[/bold]  {info.duration_s:.2f} s, {info.sample_rate_hz} Hz"
                   + (f" -> {spec.sample_rate_hz} Hz" if spec.sample_rate_hz != info.sample_rate_hz else "")
-                  + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)")
+                  + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)", soft_wrap=True)
         out.print(render.spectrogram(matrix))
         return
     done = 0
@@ -120,9 +120,11 @@ def speech_cli(
         if fmt == "pretty":
             if k:
                 out.print()
-            out.print(render.pretty(result, loaded.spec.window_ms, loaded.spec.hop_ms, loaded.cfg.silence))
+            summary, segments = render.pretty(result, loaded.spec.window_ms, loaded.spec.hop_ms, loaded.cfg.silence)
+            out.print(summary, soft_wrap=True)
+            out.print(segments)
             if result.attention is not None:
-                out.print(render.attention(result.attention, loaded.spec.hop_ms))
+                out.print(render.attention(result.attention, loaded.spec.hop_ms, result.segments))
         elif fmt == "tsv":
             write(render.tsv(result))
         else:

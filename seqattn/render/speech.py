@@ -22,8 +22,9 @@ def _channels(n: int) -> str:
     return {1: "mono", 2: "stereo"}.get(n, f"{n} channels")
 
 
-def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str) -> Group:
-    """Duration, sample rate, frame count, class, transcript and the segments table of one clip."""
+def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str) -> tuple[Text, Group]:
+    """Duration, sample rate, frame count, class and transcript (print with soft_wrap, so that
+    long paths run on), and the segments table of one clip."""
     head = Text()
     head.append(result.file, style="bold")
     head.append(f"  {result.duration_s:.2f} s, {result.sample_rate_hz} Hz {_channels(result.channels)}, "
@@ -39,18 +40,23 @@ def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str
     for s in result.segments:
         style = "dim" if s.label == silence else "bold"
         table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", Text(s.label, style=style), f"{s.confidence:.2f}")
-    return Group(head, Text("segments (frame tags)", style="dim"), table)
+    return head, Group(Text("segments (frame tags)", style="dim"), table)
 
 
-def attention(view: "AttentionView", hop_ms: float):
-    """Banded attention over time as a heatmap: rows are time bins, columns the key offsets j - i."""
+def attention(view: "AttentionView", hop_ms: float, segments=()):
+    """Banded attention over time as a heatmap: rows are time bins (with the frame tag there),
+    columns the key offsets j - i from -w to +w."""
     from seqattn.render.heatmap import heatmap
 
-    labels = [f"{r * view.bin_s:7.2f} s" for r in range(len(view.rows))]
+    labels = []
+    for r in range(len(view.rows)):
+        t = (r + 0.5) * view.bin_s
+        tag = next((s.label for s in segments if s.start_s <= t < s.end_s), "")
+        labels.append(f"{r * view.bin_s:7.2f} s {tag:>4}")
     offsets = [str(s - view.window) for s in range(2 * view.window + 1)]
-    per_row = f"{view.bin_frames} frames per row" if view.bin_frames > 1 else "one frame per row"
-    legend = (f"columns: key offset j - i = column - {view.window} frames (x {hop_ms:g} ms), "
-              f"centre column = the query frame itself; {per_row}, mean of heads")
+    rows = f"{view.bin_frames} frames per row" if view.bin_frames > 1 else "a frame per row"
+    legend = (f"column c: key at offset c - {view.window} frames ({hop_ms:g} ms each) from the query; "
+              f"{rows}; mean of heads")
     return heatmap(view.rows, labels, offsets, f"banded attention, layer {view.layer}", legend)
 
 
