@@ -62,9 +62,9 @@ class TrainSettings:
 
     epochs: int = 30
     sequences: int = 800  # made-up sequences of 2..7 clips per epoch
-    max_frames: int = 8000  # padded frames per batch
+    max_frames: int = 3000  # padded frames per batch (smaller batches: more steps, which CTC needs)
     lr: float = 2e-3  # peak learning rate (AdamW), linear warm-up then cosine decay
-    warmup_steps: int = 200
+    warmup_steps: int = 300
     weight_decay: float = 0.01
     label_smoothing: float = 0.05
     augment: bool = True
