@@ -263,21 +263,21 @@ class AttentionBinner:
 
     def __init__(self, layer: int, window: int, bin_frames: int, bin_s: float):
         self.layer, self.window, self.bin_frames, self.bin_s = layer, window, bin_frames, bin_s
-        self.sums: list[np.ndarray] = []
-        self.counts: list[int] = []
+        self.sums = np.zeros((0, 2 * window + 1))
+        self.counts = np.zeros(0, dtype=np.int64)
 
     def add(self, start: int, weights: list[torch.Tensor]) -> None:
         band = weights[self.layer].float().mean(0).numpy()  # (n, 2w + 1), mean of heads
-        for i in range(len(band)):  # a python loop over frames of one chunk only when drawing
-            row = (start + i) // self.bin_frames
-            while len(self.sums) <= row:
-                self.sums.append(np.zeros(2 * self.window + 1))
-                self.counts.append(0)
-            self.sums[row] += band[i]
-            self.counts[row] += 1
+        rows = (start + np.arange(len(band))) // self.bin_frames
+        if len(rows) and rows[-1] >= len(self.counts):
+            grow = rows[-1] + 1 - len(self.counts)
+            self.sums = np.concatenate([self.sums, np.zeros((grow, self.sums.shape[1]))])
+            self.counts = np.concatenate([self.counts, np.zeros(grow, dtype=np.int64)])
+        np.add.at(self.sums, rows, band)
+        np.add.at(self.counts, rows, 1)
 
     def view(self) -> AttentionView:
-        rows = [(s / max(c, 1)).round(4).tolist() for s, c in zip(self.sums, self.counts)]
+        rows = (self.sums / np.maximum(self.counts, 1)[:, None]).round(4).tolist()
         return AttentionView(self.layer, self.window, self.bin_frames, self.bin_s, rows)
 
 

@@ -33,6 +33,7 @@ from seqattn.models.io import write_model_dir
 from seqattn.models.speech import SILENCE, SpeechConfig, SpeechModel
 from seqattn.readers.audio import read_audio
 from seqattn.readers.frames import FeatureExtractor, FrameSpec
+from seqattn.tasks.batching import length_batches
 from seqattn.tasks.speech import TASK, ManifestRow
 
 
@@ -230,24 +231,6 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, int, list[int]]]) -> dict:
             "labels": torch.tensor([label for *_, label, _ in items], dtype=torch.long),
             "lengths": torch.tensor([len(f) for f, *_ in items], dtype=torch.long),
             "targets": [t for *_, t in items]}
-
-
-def length_batches(lengths: list[int], max_frames: int, rng: random.Random | None = None) -> list[list[int]]:
-    """Indices grouped by similar length, at most ``max_frames`` padded frames per batch."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, current, longest = [], [], 0
-    for i in order:
-        longest_if_added = max(longest, lengths[i])
-        if current and longest_if_added * (len(current) + 1) > max_frames:
-            batches.append(current)
-            current, longest_if_added = [], lengths[i]
-        current.append(i)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    if rng is not None:
-        rng.shuffle(batches)
-    return batches
 
 
 # --------------------------------------------------------------------------- training
