@@ -3,7 +3,10 @@ and the path of the shared data sets (tests that need them skip, saying why, whe
 
 from __future__ import annotations
 
+import io
 import random
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,6 +70,27 @@ def require_shared(*parts: str) -> Path:
     if not path.exists():
         pytest.skip(f"{path} is absent (the shared data sets are not beside this checkout)")
     return path
+
+
+def seqattn(*args, input: bytes = b"") -> subprocess.CompletedProcess:
+    """Run the CLI's entry point (``seqattn.cli.main.run``) in-process, as a pipeline would:
+    stdin, stdout and stderr are byte pipes, not terminals.  Returns a CompletedProcess.
+    """
+    from seqattn.cli.main import run
+
+    out, err = io.BytesIO(), io.BytesIO()
+    saved = sys.stdin, sys.stdout, sys.stderr
+    sys.stdin = io.TextIOWrapper(io.BytesIO(input), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
+    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
+    try:
+        code = run([str(a) for a in args])
+    finally:
+        for wrapper in (sys.stdin, sys.stdout, sys.stderr):
+            wrapper.flush() if wrapper is not sys.stdin else None
+            wrapper.detach()  # keep the byte buffers open when the wrapper goes away
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
 
 # --------------------------------------------------------------------------- speech: made-up audio

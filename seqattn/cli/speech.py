@@ -124,7 +124,7 @@ def speech_cli(
             out.print(summary, soft_wrap=True)
             out.print(segments)
             if result.attention is not None:
-                out.print(render.attention(result.attention, loaded.spec.hop_ms, result.segments))
+                out.print(render.attention(result.attention, result.segments))
         elif fmt == "tsv":
             write(render.tsv(result))
         else:
@@ -180,8 +180,10 @@ def train_speech_cli(
     features: str = typer.Option("logmel", "--features", help="logmel | mfcc"),
     bins: int = typer.Option(40, "--bins", help="Values per frame: mel bands (logmel) or coefficients (mfcc)."),
     sample_rate: int = typer.Option(8000, "--sample-rate", help="Sample rate (Hz) the model reads."),
-    attention_window: int = typer.Option(16, "--attention-window", help="Attention half-width w in frames: "
-                                                                        "frame i sees frames j with |i - j| <= w."),
+    attention_window: int = typer.Option(8, "--attention-window", help="Attention half-width w in steps: "
+                                                                       "step i sees steps j with |i - j| <= w."),
+    stride: int = typer.Option(2, "--stride", help="Frames per attention step (a strided convolution pairs "
+                                                    "frames before attention)."),
     layers: int = typer.Option(4, "--layers", help="Encoder blocks L."),
     d_model: int = typer.Option(96, "--d-model", help="Size of the frame vectors inside the encoder."),
     force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
@@ -191,7 +193,7 @@ def train_speech_cli(
     from seqattn.cli.common import progress, say, write
     from seqattn.errors import InputError
 
-    for name, value in (("--epochs", epochs), ("--layers", layers), ("--d-model", d_model)):
+    for name, value in (("--epochs", epochs), ("--layers", layers), ("--d-model", d_model), ("--stride", stride)):
         if value < 1:
             raise InputError(f"{name} must be >= 1, got {value}")
     if sequences < 0 or attention_window < 0:
@@ -207,7 +209,7 @@ def train_speech_cli(
 
     rows = [row for manifest in train for row in read_manifest(manifest)]
     dev_rows = read_manifest(dev) if dev else None
-    config = SpeechConfig(frames=spec)
+    config = SpeechConfig(frames=spec, stride=stride)
     config.encoder.window, config.encoder.n_layers = attention_window, layers
     config.encoder.d_model, config.encoder.d_ff = d_model, 2 * d_model
     with progress("reading", quiet) as bar:

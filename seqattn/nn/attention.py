@@ -240,28 +240,56 @@ def banded_attention(
     return out, band
 
 
-def _fused_attention(q: Tensor, k: Tensor, v: Tensor, window: int | None, key_padding_mask: Tensor | None,
-                     relative_bias: Tensor | None) -> Tensor:
-    """The fast path without weights: dot-product scores, one fused SDPA call.
+def _float_mask(allowed: Tensor, bias: Tensor | None) -> Tensor:
+    """Additive float mask for SDPA: 0 (or the bias) where allowed, MASK_VALUE elsewhere.
 
-    Truncated attention uses the blocked band layout of ``banded_attention`` (each query block
-    with its key window, all blocks in one call, a float mask for the band, the relative bias
-    and the padding); full attention one call with a padding mask.  Rows without an allowed key
-    come out zero, as on the slow path.  ../shared/notes/truncated-attention-on-cpu.md measured
-    this layout as the fastest on these CPUs.
+    A float mask, not a boolean one: SDPA converts boolean masks to float on every call.
+    """
+    mask = torch.zeros(allowed.shape, dtype=torch.float32, device=allowed.device).masked_fill(~allowed, MASK_VALUE)
+    return mask if bias is None else mask + bias
+
+
+def fused_attention(
+    q: Tensor,
+    k: Tensor,
+    v: Tensor,
+    *,
+    window: int | None,
+    key_padding_mask: Tensor | None = None,
+    relative_bias: Tensor | None = None,
+    dropout: float = 0.0,
+    block: int | None = None,
+) -> Tensor:
+    """Scaled dot-product attention through torch's fused kernel (no weights returned).
+
+    The same function as ``dense_attention`` / ``banded_attention`` with score="dot", computed
+    by ``F.scaled_dot_product_attention``: over the whole sequence for full attention and short
+    sequences, otherwise once over all query blocks of the banded layout (each block with its
+    B + 2w keys), which keeps memory O(N * w).  Rows with no allowed key come out as zeros, as
+    in the reference path.
 
     Shapes:
         q, k, v: (B, H, N, Dh)  ->  (B, H, N, Dh)
+    Raises:
+        ValueError: window < 0 or q/k/v shapes disagree.
     """
+    _check_qkv(q, k, v, window)
     bsz, heads, n, d_head = q.shape
-    if window is None:
-        if key_padding_mask is None:
-            return F.scaled_dot_product_attention(q, k, v)
-        allowed = ~key_padding_mask[:, None, None, :]  # (B, 1, 1, N)
-        mask = torch.zeros(allowed.shape, dtype=q.dtype, device=q.device).masked_fill(~allowed, MASK_VALUE)
-        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask) * allowed.any(-1, keepdim=True)
-    block = default_block_size(window)
-    n_blocks = max(1, -(-n // block))
+    dropout_p = dropout
+    if window is None or n <= (block or default_block_size(window)) + 2 * window:
+        allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
+        if key_padding_mask is not None:
+            allowed = allowed & ~key_padding_mask[:, None, None, :]
+        bias = None
+        if relative_bias is not None:
+            offset = torch.arange(n, device=q.device)[None, :] - torch.arange(n, device=q.device)[:, None]
+            bias = relative_bias[:, (offset + window).clamp(0, 2 * window)][None]  # (1, H, N, N)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=_float_mask(allowed, bias).to(q.dtype),
+                                             dropout_p=dropout_p)
+        return out * allowed.any(-1, keepdim=True).to(out.dtype) if key_padding_mask is not None else out
+
+    block = block or default_block_size(window)
+    n_blocks = -(-n // block)
     span = block + 2 * window
     q_blocks = _blocks(q, block, n_blocks)  # (B, H, nb, block, Dh)
     k_windows = _key_windows(k, window, block, n_blocks)  # (B, H, nb, span, Dh)
@@ -273,16 +301,19 @@ def _fused_attention(q: Tensor, k: Tensor, v: Tensor, window: int | None, key_pa
         key_valid = ~key_padding_mask
     key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks).squeeze(-1)  # (B, 1, nb, span)
     allowed = in_band[None, None, None] & key_valid[:, :, :, None, :]  # (B, 1, nb, block, span)
-    bias = (relative_bias[:, slot.clamp(0, 2 * window)][None, :, None] if relative_bias is not None
-            else q.new_zeros(1, 1, 1, block, span))  # (1, H, 1, block, span)
-    mask = bias.to(q.dtype).masked_fill(~allowed, MASK_VALUE).expand(bsz, heads, n_blocks, block, span)
-    # SDPA's CPU kernel is about 3x faster on 4-D contiguous inputs than on the 5-D window views.
+    bias = None
+    if relative_bias is not None:
+        bias = relative_bias[:, slot.clamp(0, 2 * window)][None, :, None]  # (1, H, 1, block, span)
+    mask = _float_mask(allowed, bias).to(q.dtype).expand(bsz, heads, n_blocks, block, span)
+    # SDPA's CPU kernel runs about 3x faster on 4-D contiguous tensors (blocks folded into the
+    # head axis) than on the 5-D window views: 29 vs 97 ms per call at N = 8192, w = 16, Dh = 24.
     out = F.scaled_dot_product_attention(
         q_blocks.reshape(bsz, heads * n_blocks, block, d_head),
         k_windows.reshape(bsz, heads * n_blocks, span, d_head),  # copies the overlapping windows once
         v_windows.reshape(bsz, heads * n_blocks, span, d_head),
-        attn_mask=mask.reshape(bsz, heads * n_blocks, block, span))
-    out = out.view(bsz, heads, n_blocks, block, d_head) * allowed.any(-1, keepdim=True)
+        attn_mask=mask.reshape(bsz, heads * n_blocks, block, span), dropout_p=dropout_p)
+    out = out.view(bsz, heads, n_blocks, block, d_head)
+    out = out * allowed.any(-1, keepdim=True).to(out.dtype)  # rows with no key: zeros, as the reference
     return out.reshape(bsz, heads, n_blocks * block, d_head)[:, :, :n]
 
 
@@ -321,19 +352,16 @@ def attention(
 
     A truncated call on a sequence no longer than one block plus its band (N <= block + 2w)
     uses the dense path with a band mask, which is then no larger than the banded layout; the
-    weights come back in band layout either way.
-
-    With ``need_weights=False``, dot-product scores and no dropout, the fast path
-    (``_fused_attention``, one fused SDPA call) computes the same output and returns None for
-    the weights; tests/nn/test_attention.py holds the two paths together.
+    weights come back in band layout either way.  Without ``need_weights``, dot-product
+    attention runs through ``fused_attention`` (torch's fused kernel) and weights are None.
 
     Shapes:
         q, k, v: (B, H, N, Dh) -> out: (B, H, N, Dh),
         weights: (B, H, N, N) when window is None, else (B, H, N, 2w + 1); None without need_weights
     """
-    if not need_weights and score == "dot" and not dropout and (relative_bias is None or window is not None):
-        _check_qkv(q, k, v, window)
-        return _fused_attention(q, k, v, window, key_padding_mask, relative_bias), None
+    if not need_weights and score == "dot":
+        return fused_attention(q, k, v, window=window, key_padding_mask=key_padding_mask,
+                               relative_bias=relative_bias, dropout=dropout), None
     kwargs = dict(key_padding_mask=key_padding_mask, score=score, v_score=v_score,
                   relative_bias=relative_bias, dropout=dropout)
     if window is None:
@@ -362,7 +390,7 @@ class MultiHeadSelfAttention(nn.Module):
         dropout: dropout on the attention weights.
     Shapes:
         x: (B, N, d_model), key_padding_mask: (B, N) bool  ->  out: (B, N, d_model),
-        weights: see ``attention`` (None with need_weights=False: the fast path).
+        weights: see ``attention`` (None when need_weights is False and the score is "dot").
     Raises:
         ValueError: d_model not divisible by n_heads, unknown score, relative_bias without window.
     """

@@ -87,7 +87,7 @@ class Encoder(nn.Module):
         x: (B, N, d_model), key_padding_mask: (B, N) bool (True = padding)
         -> out: (B, N, d_model), and with ``return_weights`` a list of L weight tensors,
            each (B, H, N, N) for full attention or (B, H, N, 2w + 1) for truncated attention.
-           Without ``return_weights`` the attention takes its fast path (no weights at all).
+           Without ``return_weights`` dot-product layers take the fused fast path.
     """
 
     def __init__(self, cfg: EncoderConfig):

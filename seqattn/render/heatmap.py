@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
@@ -33,16 +34,16 @@ def downsample(matrix: Sequence[Sequence[float]], max_size: int) -> tuple[list[l
 
 
 def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_labels: Sequence[str],
-            title: str = "", legend: str | None = None) -> Table:
-    """A rich Table: rows are queries (labelled), columns keys (numbered, legend below).
+            title: str = "", legend: str | None = None) -> Group:
+    """A title, a rich Table (rows are queries, labelled; columns keys, numbered) and a legend.
 
     Args:
-        legend: the caption's first line; default "keys: 0=<col label> 1=...".
+        legend: the line under the table; default "keys: 0=<col label> 1=...".
     Shapes:
         matrix: (R, C) weights in [0, 1]; row_labels: R strings; col_labels: C strings.
     """
     top = max((v for row in matrix for v in row), default=0.0)
-    table = Table(title=title, show_edge=False, box=None, padding=(0, 0), title_justify="left")
+    table = Table(show_edge=False, box=None, padding=(0, 0))
     table.add_column("query \\ key", justify="right", no_wrap=True, style="bold")
     for j in range(len(col_labels)):
         table.add_column(str(j % 100).rjust(2), justify="center", no_wrap=True, min_width=2)
@@ -51,6 +52,5 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
         table.add_row(f"{i} {row_labels[i]} ", *cells)
     if legend is None:
         legend = "keys: " + "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
-    table.caption = f"{legend}\nscale: white 0 .. dark blue {top:.2f}"
-    table.caption_justify = "left"
-    return table
+    return Group(Text(title, style="bold"), table, Text(legend),
+                 Text(f"scale: white 0 .. dark blue {top:.2f}", style="dim"))

@@ -43,7 +43,7 @@ def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str
     return head, Group(Text("segments (frame tags)", style="dim"), table)
 
 
-def attention(view: "AttentionView", hop_ms: float, segments=()):
+def attention(view: "AttentionView", segments=()):
     """Banded attention over time as a heatmap: rows are time bins (with the frame tag there),
     columns the key offsets j - i from -w to +w."""
     from seqattn.render.heatmap import heatmap
@@ -54,9 +54,9 @@ def attention(view: "AttentionView", hop_ms: float, segments=()):
         tag = next((s.label for s in segments if s.start_s <= t < s.end_s), "")
         labels.append(f"{r * view.bin_s:7.2f} s {tag:>4}")
     offsets = [str(s - view.window) for s in range(2 * view.window + 1)]
-    rows = f"{view.bin_frames} frames per row" if view.bin_frames > 1 else "a frame per row"
-    legend = (f"column c: key at offset c - {view.window} frames ({hop_ms:g} ms each) from the query; "
-              f"{rows}; mean of heads")
+    step_ms = round(view.bin_s * 1000 / view.bin_steps, 3)
+    legend = (f"column c: key at offset c - {view.window} steps ({step_ms:g} ms each) from the query; "
+              f"{view.bin_steps} step(s) per row; mean of heads")
     return heatmap(view.rows, labels, offsets, f"banded attention, layer {view.layer}", legend)
 
 
@@ -77,7 +77,7 @@ def as_dict(result: "SpeechResult") -> dict:
            "channels": result.channels, "frames": result.frames}
     if result.attention is not None:
         view = result.attention
-        obj["attention"] = {"layer": view.layer, "window": view.window, "bin_frames": view.bin_frames,
+        obj["attention"] = {"layer": view.layer, "window": view.window, "bin_steps": view.bin_steps,
                             "bin_s": view.bin_s, "rows": view.rows}
     return obj
 

@@ -54,13 +54,13 @@ class Segment:
 class AttentionView:
     """Banded attention over time, for drawing: rows are time bins, columns offsets j - i.
 
-    ``rows[r][s]`` is the mean weight (over the heads and the frames of bin r) on the key at
-    offset s - window from the query.  Each row sums to 1 (less at the clip's edges).
+    ``rows[r][s]`` is the mean weight (over the heads and the steps of bin r) on the key at
+    offset s - window steps from the query.  Each row sums to 1 (less at the clip's edges).
     """
 
     layer: int
-    window: int
-    bin_frames: int  # frames averaged into one row
+    window: int  # w, in steps
+    bin_steps: int  # attention steps averaged into one row
     bin_s: float  # seconds per row
     rows: list[list[float]]
 
@@ -141,14 +141,15 @@ def load_speech_model(name_or_path: str | Path = "digits") -> LoadedSpeechModel:
 
 @dataclass
 class ChunkOutput:
-    """Model outputs for output frames [start, start + n) of a clip.
+    """Model outputs for frames [start, start + n) of a clip, i.e. steps [step_start, step_start + m).
 
     Shapes:
-        frame_logits, ctc_logits: (n, K + 1); pool_scores: (n,); hidden: (n, d_model);
-        weights: L tensors (H, n, 2w + 1) when asked for.
+        frame_logits: (n, K + 1), a row per frame; ctc_logits: (m, K + 1), pool_scores: (m,),
+        hidden: (m, d_model) and weights: L tensors (H, m, 2w + 1) when asked for, a row per step.
     """
 
     start: int
+    step_start: int
     frame_logits: torch.Tensor
     ctc_logits: torch.Tensor
     pool_scores: torch.Tensor
@@ -160,31 +161,36 @@ def iter_chunk_outputs(model: SpeechModel, feature_chunks: Iterable[np.ndarray],
                        with_weights: bool = False) -> Iterator[ChunkOutput]:
     """Run ``model`` over a stream of frame vectors, ``chunk_frames`` output frames at a time.
 
-    Each call sees the output frames plus ``R = model.cfg.receptive_field()`` context frames on
-    either side (fewer at the clip's ends, exactly as a whole-clip pass would), so the outputs
-    equal those of one call on the whole clip up to float rounding (tests/tasks/test_speech.py).
+    Each call sees the output frames plus R context frames on either side (R =
+    ``receptive_field()`` rounded up to whole steps; fewer at the clip's ends, exactly as a
+    whole-clip pass would), and every call starts on a step boundary, so the outputs equal
+    those of one call on the whole clip up to float rounding (tests/tasks/test_speech.py).
+    ``chunk_frames`` is rounded up to a whole number of steps.
 
     Shapes:
         feature_chunks: consecutive (n_i, bins) arrays  ->  ChunkOutputs covering frames 0..N-1
     """
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    context = model.cfg.receptive_field()
+    stride = model.cfg.stride
+    chunk_frames = -(-chunk_frames // stride) * stride
+    context = -(-model.cfg.receptive_field() // stride) * stride
     buffer = np.zeros((0, model.cfg.frames.bins), np.float32)
-    buffer_start = 0  # absolute index of buffer[0]
-    done = 0  # output frames emitted so far
+    buffer_start = 0  # absolute frame index of buffer[0], always a multiple of the stride
+    done = 0  # output frames emitted so far, a multiple of the stride until the last chunk
 
     def run(stop: int, end: int) -> ChunkOutput:
-        # Output frames [done, stop) computed from inputs [done - context, end) within the buffer.
+        # Output frames [done, stop) computed from input frames [first, end) of the buffer.
         first = max(buffer_start, done - context)
         x = torch.from_numpy(np.ascontiguousarray(buffer[first - buffer_start: end - buffer_start]))[None]
-        keep = slice(done - first, stop - first)
+        frames = slice(done - first, stop - first)
+        steps = slice((done - first) // stride, -(-(stop - first) // stride))
         with torch.inference_mode():
             out = model(x, return_weights=with_weights)
-            h = out["hidden"][0, keep]
-            return ChunkOutput(done, out["frame_logits"][0, keep], out["ctc_logits"][0, keep],
+            h = out["hidden"][0, steps]
+            return ChunkOutput(done, done // stride, out["frame_logits"][0, frames], out["ctc_logits"][0, steps],
                                model.class_head.scores(h), h,
-                               [w[0, :, keep] for w in out["weights"]] if with_weights else None)
+                               [w[0, :, steps] for w in out["weights"]] if with_weights else None)
 
     for chunk in feature_chunks:
         buffer = np.concatenate([buffer, chunk]) if len(buffer) else np.asarray(chunk, np.float32)
@@ -259,16 +265,16 @@ class SegmentBuilder:
 
 
 class AttentionBinner:
-    """Band weights of one layer, averaged over heads and over bins of ``bin_frames`` frames."""
+    """Band weights of one layer, averaged over heads and over bins of ``bin_steps`` steps."""
 
-    def __init__(self, layer: int, window: int, bin_frames: int, bin_s: float):
-        self.layer, self.window, self.bin_frames, self.bin_s = layer, window, bin_frames, bin_s
+    def __init__(self, layer: int, window: int, bin_steps: int, bin_s: float):
+        self.layer, self.window, self.bin_steps, self.bin_s = layer, window, bin_steps, bin_s
         self.sums = np.zeros((0, 2 * window + 1))
         self.counts = np.zeros(0, dtype=np.int64)
 
     def add(self, start: int, weights: list[torch.Tensor]) -> None:
         band = weights[self.layer].float().mean(0).numpy()  # (n, 2w + 1), mean of heads
-        rows = (start + np.arange(len(band))) // self.bin_frames
+        rows = (start + np.arange(len(band))) // self.bin_steps
         if len(rows) and rows[-1] >= len(self.counts):
             grow = rows[-1] + 1 - len(self.counts)
             self.sums = np.concatenate([self.sums, np.zeros((grow, self.sums.shape[1]))])
@@ -278,7 +284,7 @@ class AttentionBinner:
 
     def view(self) -> AttentionView:
         rows = (self.sums / np.maximum(self.counts, 1)[:, None]).round(4).tolist()
-        return AttentionView(self.layer, self.window, self.bin_frames, self.bin_s, rows)
+        return AttentionView(self.layer, self.window, self.bin_steps, self.bin_s, rows)
 
 
 def expected_frames(spec: FrameSpec, info) -> int:
@@ -308,9 +314,9 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
     blocks = iter_audio(path, spec.sample_rate_hz)
     binner = None
     if attention_layer is not None:
-        bin_frames = max(1, math.ceil(expected / attention_rows))
-        binner = AttentionBinner(attention_layer % cfg.encoder.n_layers, cfg.encoder.window, bin_frames,
-                                 bin_frames * spec.hop_ms / 1000)
+        bin_steps = max(1, math.ceil(cfg.steps(expected) / attention_rows))
+        binner = AttentionBinner(attention_layer % cfg.encoder.n_layers, cfg.encoder.window, bin_steps,
+                                 bin_steps * cfg.stride * spec.hop_ms / 1000)
     segments = SegmentBuilder(spec, loaded.label_of)
     pooling = PoolingAccumulator()
     transcript: list[int] = []
@@ -323,8 +329,8 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         transcript += collapse(path_ids, previous)
         previous = path_ids[-1]
         if binner is not None:
-            binner.add(out.start, out.weights)
-        n_frames = out.start + len(path_ids)
+            binner.add(out.step_start, out.weights)
+        n_frames = out.start + len(out.frame_logits)
         if on_frames:
             on_frames(n_frames, expected)
     with torch.inference_mode():

@@ -335,7 +335,7 @@ def train_speech(
             classes = torch.where(batch["labels"] > 0, batch["labels"] - 1, batch["labels"])  # ids 1..K -> 0..K-1
             loss = (model.class_head.loss(out_["class_logits"], classes, settings.label_smoothing)
                     + model.frame_head.loss(out_["frame_logits"], batch["tags"], settings.label_smoothing)
-                    + model.ctc_head.loss(out_["ctc_logits"], batch["lengths"], batch["targets"]))
+                    + model.ctc_head.loss(out_["ctc_logits"], -(-batch["lengths"] // config.stride), batch["targets"]))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)

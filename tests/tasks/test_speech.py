@@ -27,17 +27,21 @@ def random_model(window: int = 3, layers: int = 2, seed: int = 0) -> SpeechModel
 @pytest.mark.parametrize("chunk_frames", [5, 64, 299, 300, 4096])
 def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames):
     model = random_model()
-    assert model.cfg.receptive_field() == 1 + 2 * 3  # conv half-width + L * w
-    features = np.random.default_rng(0).standard_normal((300, 16)).astype(np.float32) * 10 - 40
+    assert model.cfg.receptive_field() == 1 + 2 * 2 * 3  # conv half-width + stride * L * w
+    features = np.random.default_rng(0).standard_normal((301, 16)).astype(np.float32) * 10 - 40
     with torch.inference_mode():
         whole = model(torch.from_numpy(features)[None], return_weights=True)
     # Feed the features in uneven pieces, as the feature stream does.
-    pieces = [features[i:i + 37] for i in range(0, 300, 37)]
+    pieces = [features[i:i + 37] for i in range(0, 301, 37)]
     outputs = list(iter_chunk_outputs(model, pieces, chunk_frames, with_weights=True))
-    assert [o.start for o in outputs] == list(range(0, 300, chunk_frames))
-    for key, name in (("frame_logits", "frame_logits"), ("ctc_logits", "ctc_logits"), ("hidden", "hidden")):
+    step = -(-chunk_frames // 2) * 2  # whole steps of 2 frames
+    assert [o.start for o in outputs] == list(range(0, 301, step))
+    assert [o.step_start for o in outputs] == [o.start // 2 for o in outputs]
+    for name in ("frame_logits", "ctc_logits", "hidden"):
         joined = torch.cat([getattr(o, name) for o in outputs])
-        torch.testing.assert_close(joined, whole[key][0], atol=2e-5, rtol=1e-5)
+        torch.testing.assert_close(joined, whole[name][0], atol=2e-5, rtol=1e-5)
+    assert len(torch.cat([o.frame_logits for o in outputs])) == 301
+    assert len(torch.cat([o.ctc_logits for o in outputs])) == 151
     for layer in range(2):
         joined = torch.cat([o.weights[layer] for o in outputs], dim=1)
         torch.testing.assert_close(joined, whole["weights"][layer][0], atol=2e-5, rtol=1e-5)
@@ -49,16 +53,17 @@ def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames):
                                    atol=2e-5, rtol=1e-5)
 
 
-def test_a_frame_only_sees_its_receptive_field():
-    """Changing input frame j moves outputs only within receptive_field() frames of j."""
+def test_a_frame_only_reaches_its_receptive_field():
+    """Changing input frame j moves only the steps centred within receptive_field() frames of j."""
     model = random_model()
     r = model.cfg.receptive_field()
-    x = torch.randn(1, 80, 16)
+    x = torch.randn(1, 160, 16)
     y = x.clone()
-    y[0, 40] += 5.0
+    y[0, 80] += 5.0
     with torch.inference_mode():
-        changed = (model(x)["frame_logits"] - model(y)["frame_logits"]).abs().amax(-1)[0] > 1e-6
-    assert changed[40 - r: 40 + r + 1].all() and not changed[: 40 - r].any() and not changed[40 + r + 1:].any()
+        changed = (model(x)["ctc_logits"] - model(y)["ctc_logits"]).abs().amax(-1)[0] > 1e-6
+    centres = torch.arange(len(changed)) * 2
+    assert changed.any() and not changed[(centres - 80).abs() > r].any()
 
 
 def test_padding_in_a_batch_does_not_change_a_clip():
