@@ -5,8 +5,8 @@
         Their voices (espeak-ng variants) are kept out of the training set below, so the shipped
         model hears them for the first time.
     python scripts/make_speech_samples.py train OUT
-        One clip per digit for each of 48 voices (6 English accents x 8 variants) at several
-        speeds and pitches: 480 clips and OUT/manifest.tsv, for `seqattn train speech --train`.
+        One clip per digit for each of 96 voices (6 English accents x 16 variants) at random
+        speeds and pitches: 960 clips and OUT/manifest.tsv, for `seqattn train speech --train`.
 
 Needs espeak-ng (apt-get install espeak-ng); it is not a runtime dependency of seqattn.
 espeak-ng writes 22,050 Hz; clips are resampled to 8 kHz (soxr), peak-normalised to 0.5.
@@ -24,7 +24,8 @@ import soundfile as sf
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
 SAMPLE_RATE_HZ = 8000
 TRAIN_ACCENTS = ["en-us", "en-gb", "en-029", "en-gb-scotland", "en-gb-x-gbclan", "en-us-nyc"]
-TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2"]
+TRAIN_VARIANTS = ["m1", "m2", "m3", "m4", "m5", "m6", "f1", "f2", "f3", "klatt", "klatt3", "Alex", "Jacky",
+                  "Mike", "linda", "steph"]
 # The samples' voices: variants that never occur in the synthetic training data.
 SAMPLES = [  # file, digits, voice, words per minute, pitch (0-99)
     ("seven.wav", "7", "en-us+f4", 150, 50),

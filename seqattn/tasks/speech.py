@@ -8,9 +8,10 @@ functions never print.
 
 Long audio
     The frames are processed in chunks of ``chunk_frames`` output frames; each chunk is run
-    with ``receptive_field()`` extra frames on either side (the conv's half-width plus L x w),
-    so every output frame sees exactly the inputs it would see in one pass over the whole clip.
-    Memory is O(chunk_frames + receptive field) frames however long the file is.
+    with ``receptive_field()`` extra frames on either side (the conv's half-width plus
+    stride x L x w, rounded up to whole steps) and starts on a step boundary, so every output
+    sees exactly the inputs it would see in one pass over the whole clip.  Memory is
+    O(chunk_frames + receptive field) frames however long the file is.
 """
 
 from __future__ import annotations
@@ -108,12 +109,13 @@ class LoadedSpeechModel:
             InputError: ``window_ms`` or ``hop_ms`` differs from the model's (names both values).
         """
         spec = self.spec
-        if (window_ms is not None and window_ms != spec.window_ms) or (hop_ms is not None and hop_ms != spec.hop_ms):
+        window_ms = spec.window_ms if window_ms is None else window_ms
+        hop_ms = spec.hop_ms if hop_ms is None else hop_ms
+        if (window_ms, hop_ms) != (spec.window_ms, spec.hop_ms):
             raise InputError(
                 f"model {self.path.name!r} was trained on {spec.window_ms:g} ms frames every {spec.hop_ms:g} ms "
-                f"(--window {spec.window_ms:g} --hop {spec.hop_ms:g}); got --window {window_ms if window_ms is not None else spec.window_ms:g} "
-                f"--hop {hop_ms if hop_ms is not None else spec.hop_ms:g}. Train a model for other settings with "
-                f"'seqattn train speech --window ... --hop ...'")
+                f"(--window {spec.window_ms:g} --hop {spec.hop_ms:g}); got --window {window_ms:g} --hop {hop_ms:g}. "
+                "Train a model for other settings with 'seqattn train speech --window ... --hop ...'")
 
     def label_of(self, output_id: int) -> str:
         """Frame-tag / CTC id -> label (0 is silence for tags)."""
