@@ -87,6 +87,8 @@ def speech_cli(
     attention: bool = typer.Option(False, "--attention", help="Draw the banded attention over time (pretty) "
                                                               "or add it to each object (jsonl)."),
     layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
+    min_segment: float = typer.Option(0.15, "--min-segment", help="Frame-tag runs shorter than this (seconds) "
+                                                                   "join a neighbour; 0 shows the raw runs."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr."),
 ) -> None:
     """Recognise spoken digits: the class of each clip, its digit string and its segments.
@@ -102,6 +104,8 @@ def speech_cli(
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
+    if min_segment < 0:
+        raise InputError(f"--min-segment must be >= 0 seconds, got {min_segment}")
     for clip in clips:  # every file is checked before the model loads
         audio_info(clip)
 
@@ -116,7 +120,7 @@ def speech_cli(
     for k, clip in enumerate(clips):
         with progress(f"{clip.name}", quiet) as bar:
             result = recognise(loaded, clip, attention_layer=layer if attention else None,
-                               on_frames=lambda done, total: bar.update(done, total))
+                               on_frames=lambda done, total: bar.update(done, total), min_segment_s=min_segment)
         if fmt == "pretty":
             if k:
                 out.print()

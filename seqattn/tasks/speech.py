@@ -36,6 +36,7 @@ from seqattn.readers.frames import FeatureExtractor, FrameSpec
 TASK = "speech"
 CHUNK_FRAMES = 8192  # output frames per model call on long audio (82 s at a 10 ms hop)
 ATTENTION_ROWS = 40  # time rows of the attention view
+MIN_SEGMENT_S = 0.15  # shorter frame-tag runs join a neighbour (a spoken digit lasts 0.2 s or more)
 
 
 # --------------------------------------------------------------------------- results
@@ -266,6 +267,43 @@ class SegmentBuilder:
         return self.segments
 
 
+def merge_short_segments(segments: list[Segment], min_s: float) -> list[Segment]:
+    """Frame-tag segments with runs shorter than ``min_s`` seconds merged into a neighbour.
+
+    Frame tags flicker where the model hesitates between two labels for a few frames; a spoken
+    digit lasts 0.2 s or more.  Each short run joins the longer of its neighbours (its only
+    neighbour at the clip's ends), and neighbours with the same label are joined; confidences
+    are averaged weighted by duration.  ``min_s`` = 0 keeps the raw runs.
+    """
+
+    def join(a: Segment, b: Segment, label: str) -> Segment:
+        da, db = a.end_s - a.start_s, b.end_s - b.start_s
+        confidence = (a.confidence * da + b.confidence * db) / max(da + db, 1e-9)
+        return Segment(a.start_s, b.end_s, label, round(confidence, 4))
+
+    def short(seg: Segment) -> bool:
+        return seg.end_s - seg.start_s < min_s
+
+    out: list[Segment] = []
+    for seg in segments:
+        out.append(seg)
+        while True:
+            if len(out) >= 2 and out[-2].label == out[-1].label:
+                out[-2:] = [join(out[-2], out[-1], out[-1].label)]
+            elif len(out) >= 3 and short(out[-2]):
+                left, mid, right = out[-3:]
+                out[-3:] = ([join(left, mid, left.label), right]
+                            if left.end_s - left.start_s >= right.end_s - right.start_s
+                            else [left, join(mid, right, right.label)])
+            elif len(out) == 2 and short(out[0]) and not short(out[1]):
+                out[:] = [join(out[0], out[1], out[1].label)]
+            else:
+                break
+    if len(out) >= 2 and short(out[-1]):
+        out[-2:] = [join(out[-2], out[-1], out[-2].label)]
+    return out
+
+
 class AttentionBinner:
     """Band weights of one layer, averaged over heads and over bins of ``bin_steps`` steps."""
 
@@ -296,11 +334,14 @@ def expected_frames(spec: FrameSpec, info) -> int:
 
 def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = CHUNK_FRAMES,
               attention_layer: int | None = None, attention_rows: int = ATTENTION_ROWS,
-              on_frames: Callable[[int, int], None] | None = None) -> SpeechResult:
+              on_frames: Callable[[int, int], None] | None = None,
+              min_segment_s: float = MIN_SEGMENT_S) -> SpeechResult:
     """Class, transcript and segments of one clip of any length, in bounded memory.
 
     Args:
         chunk_frames: output frames per model call (see the module docstring).
+        min_segment_s: frame-tag runs shorter than this join a neighbour (``merge_short_segments``);
+            0 keeps the raw runs.
         attention_layer: also return the banded attention of this layer (negative counts from
             the last), binned into at most ``attention_rows`` rows.
         on_frames: called with (frames done, frames in the clip) after each chunk.
@@ -340,7 +381,8 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
     confidence, best = probs.max(dim=-1)
     return SpeechResult(str(path), info.duration_s, info.sample_rate_hz, info.channels, n_frames,
                         cfg.labels[int(best)], round(float(confidence), 4),
-                        [cfg.labels[i - 1] for i in transcript], segments.finish(),
+                        [cfg.labels[i - 1] for i in transcript],
+                        merge_short_segments(segments.finish(), min_segment_s),
                         binner.view() if binner is not None else None, round(time.perf_counter() - started, 3))
 
 

@@ -226,3 +226,24 @@ def test_training_clips_need_one_known_label(tmp_path):
 def test_a_tagger_is_not_a_speech_model(tiny_tagger_dir):
     with pytest.raises(ModelError, match="tagger model, not a speech model"):
         load_speech_model(tiny_tagger_dir)
+
+
+def test_short_segments_join_the_longer_neighbour():
+    from seqattn.tasks.speech import Segment, merge_short_segments
+
+    def segs(*spec):
+        out, t = [], 0.0
+        for label, duration in spec:
+            out.append(Segment(round(t, 3), round(t + duration, 3), label, 0.9))
+            t += duration
+        return out
+
+    merged = merge_short_segments(segs(("sil", 0.3), ("8", 0.3), ("9", 0.06), ("8", 0.1), ("sil", 0.02),
+                                       ("8", 0.05), ("sil", 0.5)), 0.15)
+    assert [(s.label, s.start_s, s.end_s) for s in merged] == [("sil", 0.0, 0.3), ("8", 0.3, 0.83),
+                                                              ("sil", 0.83, 1.33)]
+    first_short = merge_short_segments(segs(("5", 0.05), ("sil", 0.4), ("3", 0.3), ("sil", 0.1)), 0.15)
+    assert [(s.label, s.start_s, s.end_s) for s in first_short] == [("sil", 0.0, 0.45), ("3", 0.45, 0.85)]
+    raw = segs(("sil", 0.3), ("9", 0.06), ("sil", 0.3))
+    assert merge_short_segments(raw, 0) == raw
+    assert merge_short_segments(raw, 0.15)[0].end_s == 0.66 and len(merge_short_segments(raw, 0.15)) == 1
