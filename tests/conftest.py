@@ -152,3 +152,72 @@ def tiny_graph_model_dir(tiny_planetoid, tmp_path_factory) -> Path:
     train_node_classifier(tiny_planetoid, out, NodeTrainSettings(max_epochs=30, patience=30, lr=0.02),
                           tiny_node_classifier_config())
     return out
+
+
+# --------------------------------------------------------------------------- speech: made-up audio
+
+TONE_LABELS = {"low": 400.0, "high": 1600.0}
+
+
+def tone_clip(label: str, rng, sample_rate_hz: int = 8000) -> "np.ndarray":
+    """A 'word' made of a tone (0.25-0.4 s, with a smooth envelope) between quiet noise."""
+    import numpy as np
+
+    n = int(rng.uniform(0.25, 0.4) * sample_rate_hz)
+    t = np.arange(n) / sample_rate_hz
+    hz = TONE_LABELS[label] * rng.uniform(0.95, 1.05)
+    word = np.sin(2 * np.pi * hz * t) * np.hanning(n) * rng.uniform(0.2, 0.6)
+    edge = [rng.standard_normal(int(rng.uniform(0.05, 0.12) * sample_rate_hz)) * 0.003 for _ in range(2)]
+    return np.concatenate([edge[0], word, edge[1]]).astype(np.float32)
+
+
+def make_tone_clips(folder: Path, per_label: int, seed: int) -> Path:
+    """WAV clips of the TONE_LABELS and their manifest (path, label); returns the manifest."""
+    import numpy as np
+    import soundfile as sf
+
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = ["path\tlabel"]
+    for label in TONE_LABELS:
+        for i in range(per_label):
+            sf.write(folder / f"{label}_{i}.wav", tone_clip(label, rng), 8000, subtype="PCM_16")
+            lines.append(f"{label}_{i}.wav\t{label}")
+    (folder / "manifest.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder / "manifest.tsv"
+
+
+def tiny_speech_config(window: int = 3, layers: int = 2):
+    from seqattn.models.speech import SpeechConfig
+    from seqattn.nn.encoder import EncoderConfig
+    from seqattn.readers.frames import FrameSpec
+
+    return SpeechConfig(encoder=EncoderConfig(d_model=16, n_heads=2, n_layers=layers, d_ff=32, dropout=0.0,
+                                              attention_dropout=0.0, window=window, positional="none",
+                                              relative_bias=True),
+                        frames=FrameSpec(8000, bins=16), conv_kernel=3)
+
+
+@pytest.fixture(scope="session")
+def tone_manifests(tmp_path_factory) -> tuple[Path, Path]:
+    root = tmp_path_factory.mktemp("tones")
+    return make_tone_clips(root / "train", 16, 0), make_tone_clips(root / "test", 6, 1)
+
+
+@pytest.fixture(scope="session")
+def tiny_speech_dir(tone_manifests, tmp_path_factory) -> Path:
+    """A speech model trained for a few seconds on two tones (it tells them apart)."""
+    import torch
+
+    from seqattn.tasks.speech import read_manifest
+    from seqattn.tasks.speech_training import TrainSettings, train_speech
+
+    out = tmp_path_factory.mktemp("models") / "tiny-speech"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a model this small gains nothing from threads, and loses much on a busy machine
+    try:
+        train_speech(read_manifest(tone_manifests[0]), out, tiny_speech_config(),
+                     TrainSettings(epochs=8, sequences=24, max_frames=2000, warmup_steps=5, lr=5e-3))
+    finally:
+        torch.set_num_threads(threads)
+    return out

@@ -34,9 +34,11 @@ def downsample(matrix: Sequence[Sequence[float]], max_size: int) -> tuple[list[l
 
 
 def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_labels: Sequence[str],
-            title: str = "") -> Group:
+            title: str = "", legend: str | None = None) -> Group:
     """A title, a rich Table (rows are queries, labelled; columns keys, numbered) and a legend.
 
+    Args:
+        legend: the line under the table; default "keys: 0=<col label> 1=...".
     Shapes:
         matrix: (R, C) weights in [0, 1]; row_labels: R strings; col_labels: C strings.
     """
@@ -48,6 +50,7 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
     for i, row in enumerate(matrix):
         cells = [Text("  ", style=f"on {_colour(v, top)}") for v in row]
         table.add_row(f"{i} {row_labels[i]} ", *cells)
-    legend = "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
-    return Group(Text(title, style="bold"), table, Text(f"keys: {legend}"),
+    if legend is None:
+        legend = "keys: " + "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
+    return Group(Text(title, style="bold"), table, Text(legend),
                  Text(f"scale: white 0 .. dark blue {top:.2f}", style="dim"))

@@ -20,6 +20,7 @@ import torch
 from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model_dir, write_model_dir
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
+from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
 from seqattn.readers.subwords import SubwordModel, train_subwords
 from seqattn.tasks.training import optimizer_step
@@ -82,24 +83,6 @@ class LoadedTagger:
                     sentences[i], [self.featurizer.cfg.tags[t] for t in ids[row, :n].tolist()],
                     best[row, :n].tolist(), attention)
         return results  # type: ignore[return-value]
-
-
-def _length_batches(lengths: list[int], max_tokens: int, shuffle: random.Random | None = None) -> list[list[int]]:
-    """Group indices of similar length into batches of at most ``max_tokens`` padded positions."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches, current, longest = [], [], 0
-    for i in order:
-        longest_if_added = max(longest, lengths[i])
-        if current and longest_if_added * (len(current) + 1) > max_tokens:
-            batches.append(current)
-            current, longest_if_added = [], lengths[i]
-        current.append(i)
-        longest = longest_if_added
-    if current:
-        batches.append(current)
-    if shuffle is not None:
-        shuffle.shuffle(batches)
-    return batches
 
 
 def load_tagger(name_or_path: str | Path = "en-upos") -> LoadedTagger:

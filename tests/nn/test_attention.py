@@ -120,3 +120,29 @@ def test_module_fast_path_has_no_weights_and_same_output():
     fast, none = mha(x, need_weights=False)
     assert none is None and weights is not None
     assert (fast - out).abs().max() <= 1e-5
+
+
+@pytest.mark.parametrize("window", [None, 0, 1, 5, 16, 100])
+@pytest.mark.parametrize("n", [9, 70])
+def test_fused_path_has_the_gradients_of_the_weight_returning_path(window, n):
+    """Speech models train through the fast path: its gradients must be the reference's (float64)."""
+    q, k, v = _qkv(n=n)
+    for t in (q, k, v):
+        t.requires_grad_(True)
+    bias = torch.randn(3, 2 * window + 1, dtype=torch.float64, requires_grad=True) if window is not None else None
+    pad = torch.zeros(2, n, dtype=torch.bool)
+    pad[1, n // 2:] = True
+    slow, weights = attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+    fast, none = attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias, need_weights=False)
+    assert none is None and weights is not None
+    assert (fast - slow).abs().max() <= 1e-10
+    leaves = [q, k, v] + ([bias] if bias is not None else [])
+    real = lambda out: out[0].sum() + out[1, :, : n // 2].sum()  # noqa: E731 (padded queries do not count)
+    for a, b in zip(torch.autograd.grad(real(slow), leaves), torch.autograd.grad(real(fast), leaves)):
+        assert (a - b).abs().max() <= 1e-9
+
+
+def test_fused_path_gives_zero_rows_where_every_key_is_padding():
+    everything = torch.ones(1, 40, dtype=torch.bool)
+    out, _ = attention(*_qkv(b=1, n=40), window=3, key_padding_mask=everything, need_weights=False)
+    assert torch.isfinite(out).all() and (out == 0).all()

@@ -66,3 +66,13 @@ def test_config_round_trip_and_validation():
         EncoderConfig.from_dict({"d_model": 8, "bogus": 1})
     with pytest.raises(ValueError):
         EncoderConfig(positional="rotary")
+
+
+@pytest.mark.parametrize("window", [None, 3])
+def test_without_weights_the_encoder_gives_the_same_output(window):
+    torch.manual_seed(0)
+    enc = Encoder(EncoderConfig(d_model=16, n_heads=2, n_layers=2, d_ff=32, window=window,
+                                relative_bias=window is not None)).eval()
+    x = torch.randn(2, 50, 16)
+    with_weights, weights = enc(x, return_weights=True)
+    assert torch.allclose(enc(x), with_weights, atol=1e-5) and len(weights) == 2

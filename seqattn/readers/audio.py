@@ -1,0 +1,188 @@
+"""Audio input: WAV, FLAC, OGG/Vorbis and MP3 files -> mono float32 samples at one sample rate.
+
+Decoding is libsndfile's (through soundfile), which reads WAV/FLAC/OGG and, from libsndfile
+1.1 on, MP3.  Every channel count is mixed down to mono (the mean of the channels) and every
+sample rate is resampled to the one asked for with soxr's HQ filter, the resampler that
+``librosa.resample`` uses by default (so a clip read here equals ``librosa.load(path, sr=...)``
+up to float rounding; tests/readers/test_audio.py holds them together).
+
+Audio is read in blocks and resampled with a streaming resampler, so memory does not grow with
+the length of the file: ``iter_audio`` yields blocks, and ``read_audio`` is their concatenation
+(the streamed and the whole-file results are the same samples).
+
+Every problem with a file is an ``InputError`` whose one-line message names the file: missing,
+empty, not audio, truncated (the header promises more audio than the file holds), a header
+with impossible values (sample rate, channel count), or samples that are not finite.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from seqattn.errors import InputError
+
+AUDIO_FORMATS = "WAV, FLAC, OGG or MP3"
+MIN_SAMPLE_RATE_HZ = 1_000
+MAX_SAMPLE_RATE_HZ = 768_000
+MAX_CHANNELS = 64
+BLOCK_SAMPLES = 1 << 16  # source samples per channel read at a time
+# Writers that stream a WAV and cannot seek back leave these in the data chunk's size field.
+_UNKNOWN_WAV_SIZES = {0, 0xFFFFFFFF}
+_WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says about its audio.
+
+    Attributes:
+        path: the file as given.
+        format, subtype: libsndfile's names, e.g. "WAV" and "PCM_16".
+        sample_rate_hz: the file's own sample rate.
+        channels: channel count before mixing to mono.
+        samples: samples per channel.
+    """
+
+    path: str
+    format: str
+    subtype: str
+    sample_rate_hz: int
+    channels: int
+    samples: int
+
+    @property
+    def duration_s(self) -> float:
+        return self.samples / self.sample_rate_hz
+
+
+def _open(path: str | Path):
+    """Open ``path`` with soundfile after checking that it is a non-empty file.
+
+    Raises:
+        InputError: missing, a directory, empty, or not decodable audio.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{path}: no such file")
+    if not path.is_file():
+        raise InputError(f"{path}: not a file")
+    if path.stat().st_size == 0:
+        raise InputError(f"{path}: empty file, no audio")
+    try:
+        return sf.SoundFile(str(path))
+    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+        reason = str(err).split(": ", 1)[-1] if ": " in str(err) else str(err)
+        raise InputError(f"{path}: not readable as {AUDIO_FORMATS} audio ({reason.strip()})") from None
+
+
+def _check_header(handle, path: str | Path) -> AudioInfo:
+    """Validate what the header declares and return it as an ``AudioInfo``.
+
+    Raises:
+        InputError: an impossible sample rate or channel count, no samples, or a WAV whose data
+            chunk declares more bytes than the file holds (truncated, or a corrupt size field).
+    """
+    info = AudioInfo(str(path), handle.format, handle.subtype, int(handle.samplerate), int(handle.channels),
+                     int(handle.frames))
+    if not MIN_SAMPLE_RATE_HZ <= info.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+        raise InputError(f"{path}: header declares a sample rate of {info.sample_rate_hz} Hz, outside "
+                         f"{MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz (corrupt header?)")
+    if not 1 <= info.channels <= MAX_CHANNELS:
+        raise InputError(f"{path}: header declares {info.channels} channels, outside 1..{MAX_CHANNELS} "
+                         "(corrupt header?)")
+    if info.format in ("WAV", "WAVEX", "RF64", "W64"):
+        # libsndfile quietly reads what is there when the data chunk is cut short; we say so.
+        found = _WAV_DATA_SIZE.search(handle.extra_info)
+        if found:
+            declared, present = int(found.group(1)), int(found.group(2))
+            if declared > present and declared not in _UNKNOWN_WAV_SIZES:
+                raise InputError(f"{path}: truncated or corrupt WAV: the header declares {declared:,} bytes of "
+                                 f"audio, the file holds {present:,}")
+    if info.samples <= 0:
+        raise InputError(f"{path}: no audio samples (a header without data)")
+    return info
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    """Read and validate a file's header without decoding its audio.
+
+    Raises:
+        InputError: see the module docstring.
+    """
+    with _open(path) as handle:
+        return _check_header(handle, path)
+
+
+def iter_audio(path: str | Path, sample_rate_hz: int | None = None,
+               block_samples: int = BLOCK_SAMPLES) -> Iterator[np.ndarray]:
+    """Decode a file block by block: mono float32 samples at ``sample_rate_hz``.
+
+    Args:
+        sample_rate_hz: resample to this rate (soxr HQ, streaming); None keeps the file's rate.
+        block_samples: source samples per channel per block (memory is O(block_samples * channels)).
+    Yields:
+        1-D float32 arrays in [-1, 1] (for integer formats); their concatenation is the clip.
+        Blocks may be empty while the resampler fills its filter.
+    Raises:
+        InputError: see the module docstring; a decoding error or short read names the sample
+            offset where the file stopped making sense.
+    """
+    import soundfile as sf
+
+    with _open(path) as handle:
+        info = _check_header(handle, path)
+        stream = None
+        if sample_rate_hz is not None and sample_rate_hz != info.sample_rate_hz:
+            import soxr
+
+            stream = soxr.ResampleStream(info.sample_rate_hz, sample_rate_hz, 1, dtype="float32", quality="HQ")
+        done = 0
+        while True:
+            try:
+                block = handle.read(block_samples, dtype="float32", always_2d=True)  # (n, channels)
+            except (sf.LibsndfileError, RuntimeError) as err:
+                raise InputError(f"{path}: corrupt audio after sample {done:,} ({err})") from None
+            last = len(block) < block_samples
+            mono = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
+            if not np.isfinite(mono).all():
+                bad = done + int(np.flatnonzero(~np.isfinite(mono))[0])
+                raise InputError(f"{path}: sample {bad:,} is not a finite number (corrupt float audio)")
+            done += len(block)
+            if stream is not None:
+                mono = stream.resample_chunk(np.ascontiguousarray(mono), last=last)
+            yield mono
+            if last:
+                break
+        if done < info.samples:
+            raise InputError(f"{path}: truncated: the header declares {info.samples:,} samples, "
+                             f"the file holds {done:,}")
+
+
+def resampled_length(samples: int, from_hz: int, to_hz: int | None) -> int:
+    """Samples that ``iter_audio`` yields for a clip of ``samples`` at ``from_hz`` resampled to ``to_hz``.
+
+    soxr rounds half up: floor(samples * to_hz / from_hz + 1/2), in exact integer arithmetic.
+    """
+    if to_hz is None or to_hz == from_hz:
+        return samples
+    return (2 * samples * to_hz + from_hz) // (2 * from_hz)
+
+
+def read_audio(path: str | Path, sample_rate_hz: int | None = None) -> tuple[np.ndarray, AudioInfo]:
+    """The whole clip as mono float32 samples at ``sample_rate_hz`` (None: the file's rate).
+
+    Shapes:
+        -> samples (T,) float32, T = the clip's length at the output rate; and the header info.
+    Raises:
+        InputError: see ``iter_audio``.
+    """
+    info = audio_info(path)
+    blocks = list(iter_audio(path, sample_rate_hz))
+    return (np.concatenate(blocks) if blocks else np.zeros(0, np.float32)), info
