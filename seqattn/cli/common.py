@@ -78,3 +78,44 @@ def progress(description: str, quiet: bool = False) -> Iterator:
                            **({"description": description} if description else {}))
 
         yield Bar()
+
+
+STDIN_NAME = "<stdin>"
+
+
+def wants_stdin(path: object) -> bool:
+    """True for "-", and for no path at all when stdin is a pipe or file (not a terminal).
+
+    Raises:
+        InputError: no path while stdin is a terminal (nothing to read).
+    """
+    if path is None:
+        if sys.stdin.isatty():
+            raise InputError("no input: give a FILE, or '-' and pipe the data in")
+        return True
+    return str(path) == "-"
+
+
+@contextmanager
+def stdin_as_file(suffix: str = "") -> Iterator:
+    """Copy stdin into a temporary file, for readers that must seek (audio decoders, XML parsers).
+
+    Yields the file's Path; it is removed afterwards.  An ``InputError`` that names the
+    temporary file is re-raised naming ``<stdin>``, so messages never show a path the user
+    never gave.  (Audio and graphs are whole objects, not line streams: there is nothing to
+    answer before the input ends.)
+    """
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    with tempfile.TemporaryDirectory(prefix="seqattn-stdin-") as tmp:
+        path = Path(tmp) / f"stdin{suffix}"
+        with open(path, "wb") as handle:
+            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+        try:
+            yield path
+        except InputError as err:
+            if str(path) not in str(err):
+                raise
+            raise type(err)(str(err).replace(str(path), STDIN_NAME)) from None

@@ -13,7 +13,9 @@ GRAPH_HELP = ("A Planetoid-layout directory (features.npz, labels.txt, edges.txt
 
 
 def graph_cli(
-    graph: str = typer.Argument(..., help=GRAPH_HELP, show_default=False),
+    graph: Optional[str] = typer.Argument(None, help=GRAPH_HELP + " '-' or nothing reads stdin.", show_default=False),
+    input_format: Optional[str] = typer.Option(None, "--input-format", "-i", help="edgelist | json | graphml | gml "
+                                               "(default: from the file name; stdin: edgelist).", show_default=False),
     features: Optional[Path] = typer.Option(None, "--features", help="Node features: CSV (node,f1,f2,...) "
                                             "or NPZ (dense, or scipy sparse).", show_default=False),
     labels: Optional[Path] = typer.Option(None, "--labels", help="Node classes: 'node<TAB>class' lines, or one "
@@ -26,11 +28,22 @@ def graph_cli(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Classify every node of a graph with self-attention along its edges (shipped model: cora)."""
-    from seqattn.cli.common import choose_format, say
-    from seqattn.readers.graph import read_graph
+    from contextlib import ExitStack
+
+    from seqattn.cli.common import STDIN_NAME, choose_format, say, stdin_as_file, wants_stdin
+    from seqattn.errors import InputError
+    from seqattn.readers.graph import FORMATS, read_graph
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
-    data = read_graph(graph, features, labels, directed=directed)  # first: bad input before the model loads
+    if input_format is not None and input_format not in FORMATS:
+        raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
+    with ExitStack() as stack:  # first: bad input before the model loads
+        if wants_stdin(graph):
+            path = stack.enter_context(stdin_as_file())
+            data = read_graph(path, features, labels, fmt=input_format or "edgelist", directed=directed)
+            data.source = STDIN_NAME
+        else:
+            data = read_graph(graph, features, labels, fmt=input_format, directed=directed)
     if data.self_loops_dropped or data.duplicates_dropped:
         say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
             "duplicate edges (every node attends to itself once)", quiet)

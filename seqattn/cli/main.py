@@ -28,7 +28,7 @@ app.add_typer(train_app, name="train")
 
 @app.command("models")
 def models_cli(
-    format: str = typer.Option(None, "--format", help="pretty (terminal default) | tsv | json"),
+    format: str = typer.Option(None, "--format", "-f", help="pretty (terminal default) | tsv | json"),
 ) -> None:
     """List the shipped models: task, window, training data, license and test metric."""
     import json
@@ -78,9 +78,40 @@ def _error(message: str, code: int) -> int:
     return code
 
 
+class _PipeClosed(Exception):
+    """The reader of stdout went away (``| head -1``), carried past click as a non-OSError."""
+
+
+def _guard_pipes(command) -> None:
+    """Wrap every command's callback so that BrokenPipeError leaves it as ``_PipeClosed``.
+
+    click turns an EPIPE escaping a command into ``sys.exit(1)`` (even with standalone_mode
+    off); a pipeline whose reader has all it wants is a success, so we take it out of click's hands.
+    """
+    import functools
+
+    callback = getattr(command, "callback", None)
+    if callback is not None:
+        @functools.wraps(callback)
+        def guarded(*args, **kwargs):
+            try:
+                return callback(*args, **kwargs)
+            except BrokenPipeError as err:
+                raise _PipeClosed() from err
+
+        command.callback = guarded
+    for sub in getattr(command, "commands", {}).values():
+        _guard_pipes(sub)
+
+
 def run(argv: list[str] | None = None) -> int:
-    """Run the CLI and return the exit code; every error becomes one line on stderr."""
+    """Run the CLI and return the exit code; every error becomes one line on stderr.
+
+    Raises:
+        BrokenPipeError: stdout's reader went away; ``main`` turns it into a quiet exit 0.
+    """
     command = typer.main.get_command(app)
+    _guard_pipes(command)
     try:
         result = command.main(args=argv, prog_name="seqattn", standalone_mode=False)
         return result if isinstance(result, int) else 0
@@ -99,6 +130,8 @@ def run(argv: list[str] | None = None) -> int:
         if os.environ.get("SEQATTN_DEBUG") == "1":
             raise
         return _error(str(err), err.exit_code)
+    except _PipeClosed:
+        raise BrokenPipeError from None
     except BrokenPipeError:
         raise
     except KeyboardInterrupt:

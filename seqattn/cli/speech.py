@@ -13,7 +13,8 @@ FRAMES_FORMATS_HELP = "pretty (terminal default) | npy (pipe default: float32 (N
 
 
 def frames_cli(
-    clip: Path = typer.Argument(..., help="Audio file (WAV, FLAC, OGG or MP3).", show_default=False),
+    clip: Optional[str] = typer.Argument(None, help="Audio file (WAV, FLAC, OGG or MP3); '-' or nothing reads "
+                                         "stdin.", show_default=False),
     window: float = typer.Option(25.0, "--window", help="Frame length in ms."),
     hop: float = typer.Option(10.0, "--hop", help="Frame shift in ms."),
     features: str = typer.Option("logmel", "--features", help="logmel | mfcc"),
@@ -28,10 +29,12 @@ def frames_cli(
     gives 1 + (T - W) // H frames (librosa's center=False); see docs/speech.md.
     """
     import sys
+    from contextlib import ExitStack
 
     import numpy as np
 
-    from seqattn.cli.common import choose_format, console, stdout_is_terminal, write
+    from seqattn.cli.common import (STDIN_NAME, choose_format, console, stdin_as_file, stdout_is_terminal,
+                                    wants_stdin, write)
     from seqattn.errors import InputError, SeqattnError
     from seqattn.readers.audio import audio_info, iter_audio, resampled_length
     from seqattn.readers.frames import FeatureExtractor, FrameSpec
@@ -41,43 +44,46 @@ def frames_cli(
     if fmt == "npy" and stdout_is_terminal():
         raise InputError("npy is binary: redirect stdout (> frames.npy, or | python ...) or choose --format "
                          "pretty, tsv or jsonl")
-    info = audio_info(clip)
-    spec = FrameSpec(sample_rate or info.sample_rate_hz, window, hop, features, bins)
-    n_frames = spec.frame_count(resampled_length(info.samples, info.sample_rate_hz, spec.sample_rate_hz))
-    if n_frames == 0:
-        raise InputError(f"{clip}: {info.duration_s:.3f} s is shorter than one {window:g} ms frame")
-    chunks = FeatureExtractor(spec).stream(iter_audio(clip, spec.sample_rate_hz))
-    if fmt == "pretty":
-        matrix = np.concatenate(list(chunks))
-        out = console()
-        out.print(f"[bold]{clip}[/bold]  {info.duration_s:.2f} s, {info.sample_rate_hz} Hz"
-                  + (f" -> {spec.sample_rate_hz} Hz" if spec.sample_rate_hz != info.sample_rate_hz else "")
-                  + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)", soft_wrap=True)
-        out.print(render.spectrogram(matrix))
-        return
-    done = 0
-    if fmt == "npy":
-        stream = sys.stdout.buffer
-        np.lib.format.write_array_header_1_0(stream, {"descr": "<f4", "fortran_order": False,
-                                                      "shape": (n_frames, bins)})
-    for block in chunks:
+    with ExitStack() as stack:
+        path = stack.enter_context(stdin_as_file()) if wants_stdin(clip) else Path(clip)
+        name = STDIN_NAME if clip in (None, "-") else clip
+        info = audio_info(path)
+        spec = FrameSpec(info.sample_rate_hz if sample_rate is None else sample_rate, window, hop, features, bins)
+        n_frames = spec.frame_count(resampled_length(info.samples, info.sample_rate_hz, spec.sample_rate_hz))
+        if n_frames == 0:
+            raise InputError(f"{name}: {info.duration_s:.3f} s is shorter than one {window:g} ms frame")
+        chunks = FeatureExtractor(spec).stream(iter_audio(path, spec.sample_rate_hz))
+        if fmt == "pretty":
+            matrix = np.concatenate(list(chunks))
+            out = console()
+            out.print(f"[bold]{name}[/bold]  {info.duration_s:.2f} s, {info.sample_rate_hz} Hz"
+                      + (f" -> {spec.sample_rate_hz} Hz" if spec.sample_rate_hz != info.sample_rate_hz else "")
+                      + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)", soft_wrap=True)
+            out.print(render.spectrogram(matrix))
+            return
+        done = 0
         if fmt == "npy":
-            stream.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
-        elif fmt == "tsv":
-            names = ["frame", "time_s"] + [f"{'mel' if features == 'logmel' else 'mfcc'}_{b}" for b in range(bins)]
-            write(render.frames_tsv(block, done, spec.centre_s, names if done == 0 else None))
-        else:
-            write(render.frames_jsonl(block, done, spec.centre_s))
-        done += len(block)
-    if fmt == "npy":
-        stream.flush()
-    if done != n_frames:  # the header promised n_frames rows; never expected, but say so loudly
-        raise SeqattnError(f"{clip}: decoded {done} frames, the header predicted {n_frames}")
+            stream = sys.stdout.buffer
+            np.lib.format.write_array_header_1_0(stream, {"descr": "<f4", "fortran_order": False,
+                                                          "shape": (n_frames, bins)})
+        for block in chunks:
+            if fmt == "npy":
+                stream.write(np.ascontiguousarray(block, dtype="<f4").tobytes())
+            elif fmt == "tsv":
+                names = ["frame", "time_s"] + [f"{'mel' if features == 'logmel' else 'mfcc'}_{b}" for b in range(bins)]
+                write(render.frames_tsv(block, done, spec.centre_s, names if done == 0 else None))
+            else:
+                write(render.frames_jsonl(block, done, spec.centre_s))
+            done += len(block)
+        if fmt == "npy":
+            stream.flush()
+        if done != n_frames:  # the header promised n_frames rows; never expected, but say so loudly
+            raise SeqattnError(f"{name}: decoded {done} frames, the header predicted {n_frames}")
 
 
 def speech_cli(
-    clips: List[Path] = typer.Argument(..., help="Audio files (WAV, FLAC, OGG or MP3), any length.",
-                                       show_default=False),
+    clips: Optional[List[str]] = typer.Argument(None, help="Audio files (WAV, FLAC, OGG or MP3), any length; "
+                                                "'-' or nothing reads one clip from stdin.", show_default=False),
     window: Optional[float] = typer.Option(None, "--window", help="Frame length in ms; must be the model's "
                                            "(digits: 25).", show_default=False),
     hop: Optional[float] = typer.Option(None, "--hop", help="Frame shift in ms; must be the model's (digits: 10).",
@@ -96,19 +102,35 @@ def speech_cli(
     Frames of WINDOW ms every HOP ms pass a truncated self-attention encoder (each frame sees
     the frames within the model's window); long files are processed in chunks, in bounded memory.
     """
-    from seqattn.cli.common import choose_format, console, progress, write
+    import math
+    from contextlib import ExitStack
+
+    from seqattn.cli.common import STDIN_NAME, choose_format, stdin_as_file, wants_stdin
     from seqattn.errors import InputError
     from seqattn.readers.audio import audio_info
-    from seqattn.render import speech as render
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
-    if min_segment < 0:
+    if not (math.isfinite(min_segment) and min_segment >= 0):
         raise InputError(f"--min-segment must be >= 0 seconds, got {min_segment}")
-    for clip in clips:  # every file is checked before the model loads
-        audio_info(clip)
+    names = clips or [None]
+    if sum(wants_stdin(name) for name in names) > 1:
+        raise InputError("stdin ('-') can be read once")
+    with ExitStack() as stack:
+        paths = [stack.enter_context(stdin_as_file()) if wants_stdin(name) else Path(name) for name in names]
+        names = [STDIN_NAME if wants_stdin(name) else name for name in names]
+        for path in paths:  # every file is checked before the model loads
+            audio_info(path)
+        _recognise_all(paths, names, window, hop, model, fmt, attention, layer, min_segment, quiet)
 
+
+def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str, fmt: str, attention: bool,
+                   layer: int, min_segment: float, quiet: bool) -> None:
+    """Recognise each clip and write its result as soon as it is ready (one record per clip)."""
+    from seqattn.cli.common import console, progress, write
+    from seqattn.errors import InputError
+    from seqattn.render import speech as render
     from seqattn.tasks.speech import load_speech_model, recognise
 
     loaded = load_speech_model(model)
@@ -117,10 +139,11 @@ def speech_cli(
     if not -n_layers <= layer < n_layers:
         raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
     out = console() if fmt == "pretty" else None
-    for k, clip in enumerate(clips):
-        with progress(f"{clip.name}", quiet) as bar:
+    for k, (clip, name) in enumerate(zip(paths, names)):
+        with progress(Path(name).name, quiet) as bar:
             result = recognise(loaded, clip, attention_layer=layer if attention else None,
                                on_frames=lambda done, total: bar.update(done, total), min_segment_s=min_segment)
+        result.file = name
         if fmt == "pretty":
             if k:
                 out.print()

@@ -109,11 +109,14 @@ def evaluate_tagger_cli(
     import json
 
     from seqattn.cli.common import choose_format, write
+    from seqattn.errors import InputError
     from seqattn.readers.conllu import read_conllu
     from seqattn.tasks.tagging import evaluate_tagger, load_tagger
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
     sentences = read_conllu(data)
+    if not any(s.upos for s in sentences):
+        raise InputError(f"{data}: no sentence with gold UPOS (an empty file, or only '_' in the UPOS column)")
     tagger = load_tagger(model)
     result = {"data": str(data), "model": model, **evaluate_tagger(tagger, sentences)}
     if fmt == "json":

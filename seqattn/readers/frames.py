@@ -34,8 +34,10 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from seqattn.errors import InputError
+from seqattn.readers.audio import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 FEATURES: tuple[str, ...] = ("logmel", "mfcc")
+MAX_FRAME_MS = 10_000.0  # longer frames are no speech features, and would allocate gigabytes
 AMIN = 1e-10  # power floor before the logarithm (librosa's amin): -100 dB
 MFCC_MEL_BANDS = 40  # mel bands an MFCC is computed from, unless more coefficients are asked for
 
@@ -60,9 +62,12 @@ class FrameSpec:
     def __post_init__(self) -> None:
         if self.features not in FEATURES:
             raise InputError(f"unknown features {self.features!r}; expected one of {', '.join(FEATURES)}")
-        if not (self.window_ms > 0 and self.hop_ms > 0):
-            raise InputError(f"frame length and shift must be > 0 ms, got window {self.window_ms} ms, "
-                             f"hop {self.hop_ms} ms")
+        if not MIN_SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
+            raise InputError(f"sample rate must be {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
+                             f"got {self.sample_rate_hz}")
+        if not (0 < self.window_ms <= MAX_FRAME_MS and 0 < self.hop_ms <= MAX_FRAME_MS):  # NaN fails too
+            raise InputError(f"frame length and shift must be > 0 and <= {MAX_FRAME_MS:g} ms, "
+                             f"got window {self.window_ms} ms, hop {self.hop_ms} ms")
         if self.window_samples < 2 or self.hop_samples < 1:
             raise InputError(f"a {self.window_ms} ms window with a {self.hop_ms} ms hop at {self.sample_rate_hz} Hz "
                              "is less than two samples per frame")

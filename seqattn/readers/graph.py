@@ -112,7 +112,7 @@ def _number(text: str, where: str, what: str = "number") -> float:
 
 def _numeric_order(ids: list[str]) -> list[str]:
     """Ids in numeric order when all are non-negative integers, else as given."""
-    if ids and all(i.isdigit() for i in ids):
+    if ids and all(i.isdecimal() for i in ids):  # isdigit() passes "²", which int() rejects
         return sorted(ids, key=int)
     return ids
 
@@ -123,17 +123,23 @@ def _open_text(path: Path):
     if path.is_dir():
         raise InputError(f"{path}: is a directory, expected a file")
     try:
-        return path.open(encoding="utf-8", newline="")
+        return path.open(encoding="utf-8-sig", newline="")  # -sig: a BOM is not data
     except OSError as err:
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
 
 
 def _read_lines(path: Path) -> list[str]:
-    with _open_text(path) as handle:
-        try:
-            return handle.read().splitlines()
-        except UnicodeDecodeError as err:
-            raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+    """The file's lines: UTF-8, a leading BOM dropped, split at LF only (CRLF ends are stripped).
+
+    U+2028, U+0085 and friends stay inside their line, so line numbers in messages are the ones
+    an editor and ``sed -n`` count.
+    Raises:
+        InputError: missing, a directory, unreadable, or not UTF-8 (with line and byte offset).
+    """
+    from seqattn.readers.text import open_text
+
+    with open_text(path) as lines:
+        return list(lines)
 
 
 def _finish(nodes: list[str], pairs: list[tuple[int, int]], weights: list[float] | None, directed: bool,
@@ -268,6 +274,8 @@ def read_node_link_json(path: str | Path, known_nodes: list[str] | None = None) 
             raise InputError(f"{path}: line {err.lineno}: malformed JSON ({err.msg})") from None
         except UnicodeDecodeError as err:
             raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
+        except RecursionError:  # [[[[...]]]] deeper than Python's stack
+            raise InputError(f"{path}: malformed JSON (nested too deeply)") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise InputError(f"{path}: not node-link JSON (expected an object with a 'nodes' list)")
     links = data.get("links", data.get("edges", []))
@@ -519,7 +527,7 @@ def _read_ids(path: Path, n_nodes: int) -> np.ndarray:
         if not line.strip():
             continue
         where = f"{path}: line {number}"
-        if not line.strip().lstrip("-").isdigit():
+        if not line.strip().lstrip("-").isdecimal():
             raise InputError(f"{where}: {line.strip()!r} is not a node id")
         value = int(line)
         if not 0 <= value < n_nodes:
@@ -545,7 +553,7 @@ def read_planetoid(path: str | Path) -> Graph:
     nodes = [str(i) for i in range(n)]
     labels = read_labels(path / "labels.txt", nodes)
     for k, label in enumerate(labels):
-        if label is not None and not label.isdigit():
+        if label is not None and not label.isdecimal():
             raise InputError(f"{path / 'labels.txt'}: line {k + 1}: class {label!r} is not a class id")
     graph = read_edge_list(path / "edges.txt", known_nodes=nodes)
     graph.features, graph.labels, graph.source = features, labels, str(path)

@@ -184,7 +184,7 @@ class NodeEpochReport:
 
 def sort_classes(classes) -> list[str]:
     """Class ids in output order: numeric ids by value (Planetoid's 0..C-1), then other names alphabetically."""
-    return sorted(classes, key=lambda c: (not c.isdigit(), int(c) if c.isdigit() else 0, c))
+    return sorted(classes, key=lambda c: (not c.isdecimal(), int(c) if c.isdecimal() else 0, c))
 
 
 def _class_ids(graph: Graph, nodes: np.ndarray, classes: list[str]) -> torch.Tensor:

@@ -409,13 +409,13 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
         InputError: a missing or unreadable file, no header, a missing column, a row with the
             wrong number of fields or an empty label (with its line number), or no rows.
     """
+    from seqattn.readers.text import open_text
+
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such manifest file")
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except UnicodeDecodeError as err:
-        raise InputError(f"{path}: not UTF-8 text ({err.reason} at byte {err.start})") from None
+    with open_text(path) as handle:  # BOM dropped, LF-only lines, line and byte offset of bad UTF-8
+        lines = list(handle)
     if not lines or not lines[0].strip():
         raise InputError(f"{path}: empty manifest; expected a header line with the columns path and label")
     header = lines[0].split("\t")

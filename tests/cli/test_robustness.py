@@ -1,0 +1,228 @@
+"""Issue 7 across every command: hostile files give one line on stderr and exit code 2, stdin
+works where it makes sense, no ANSI codes in a pipe, and the same input gives the same bytes."""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from tests.conftest import ROOT, seqattn, tone_clip
+
+NOT_UTF8 = b"fine line\n\xff\xfe not text\n"
+
+
+@pytest.fixture(scope="module")
+def hostile(tmp_path_factory):
+    """A folder of files nobody has checked: junk, broken text, broken audio, broken graphs."""
+    root = tmp_path_factory.mktemp("hostile")
+    rng = np.random.default_rng(7)
+    files = {
+        "junk.bin": rng.integers(0, 256, 4096, dtype=np.uint8).tobytes(),
+        "not-utf8.txt": NOT_UTF8,
+        "empty.txt": b"",
+        "truncated.conllu": b"# text = a b\n1\ta\t_\tDET\t_\t_\t0\t_\t_\t_\n2\tb\t_",
+        "no-upos.conllu": b"1\ta\t_\t_\t_\t_\t0\t_\t_\t_\n\n",
+        "empty.wav": b"",
+        "bad-json.json": b'{"nodes": [1, 2',
+        "deep.json": b"[" * 100_000 + b"]" * 100_000,
+        "unknown-node.json": json.dumps({"nodes": [{"id": 1}], "links": [{"source": 1, "target": 9}]}).encode(),
+        "junk.graphml": b"<graphml><graph><node id='a'><</graphml>",
+        "undefined.gml": b"graph [ node [ id 1 ] edge [ source 1 target 7 ] ]",
+        "superscript.tsv": "\u00b2\t1\n1\t2\n".encode(),
+        "one-field.tsv": b"a\n",
+        "manifest.tsv": b"path\tlabel\njunk.bin\t1\n",
+        "bom-manifest.tsv": b"\xef\xbb\xbfpath\tlabel\nmissing.wav\t1\n",
+    }
+    for name, data in files.items():
+        (root / name).write_bytes(data)
+    clip = tone_clip("low", rng)
+    sf.write(root / "ok.wav", clip, 8000, subtype="PCM_16")
+    wav = (root / "ok.wav").read_bytes()
+    (root / "truncated.wav").write_bytes(wav[: len(wav) // 3])
+    (root / "header-only.wav").write_bytes(wav[:44])
+    huge = bytearray(wav)
+    huge[40:44] = struct.pack("<I", 0x7FFFFFF0)  # the data chunk claims 2 GB
+    (root / "huge-header.wav").write_bytes(bytes(huge))
+    rate = bytearray(wav)
+    rate[24:28] = struct.pack("<I", 4_000_000_000)
+    (root / "bad-rate.wav").write_bytes(bytes(rate))
+    return root
+
+
+def assert_one_line_error(proc, *needles: str) -> str:
+    err = proc.stderr.decode("utf-8", "replace")
+    assert proc.returncode == 2, (proc.returncode, err)
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("seqattn: error: "), err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+    assert proc.stdout == b""
+    return lines[0]
+
+
+# (arguments, file named in the message, part of the message); H/ is the hostile folder
+CASES = [
+    (["tag", "H/junk.bin"], "junk.bin:1", "not UTF-8"),
+    (["tag", "H/not-utf8.txt"], "not-utf8.txt:2", "byte offset 10"),
+    (["tag", "-i", "conllu", "H/truncated.conllu"], "truncated.conllu:3", "10 tab-separated columns"),
+    (["evaluate", "tagger", "-d", "H/junk.bin"], "junk.bin:1", "not UTF-8"),
+    (["evaluate", "tagger", "-d", "H/empty.txt"], "empty.txt", "no sentence with gold UPOS"),
+    (["evaluate", "tagger", "-d", "H/no-upos.conllu"], "no-upos.conllu", "no sentence with gold UPOS"),
+    (["train", "tagger", "--train", "H/truncated.conllu", "--dev", "H/truncated.conllu", "-o", "H/m"],
+     "truncated.conllu:3", "columns"),
+    (["speech", "H/empty.wav"], "empty.wav", "empty file"),
+    (["speech", "H/junk.bin"], "junk.bin", "not readable as"),
+    (["speech", "H/truncated.wav"], "truncated.wav", "truncated"),
+    (["speech", "H/header-only.wav"], "header-only.wav", "truncated"),
+    (["speech", "H/huge-header.wav"], "huge-header.wav", "declares 2,147,483,632 bytes"),
+    (["speech", "H/bad-rate.wav"], "bad-rate.wav", "not readable as"),
+    (["speech", "H/ok.wav", "H/junk.bin"], "junk.bin", "not readable as"),
+    (["speech", "H/ok.wav", "--min-segment", "nan"], "--min-segment", "must be >= 0"),
+    (["frames", "-f", "tsv", "H/truncated.wav"], "truncated.wav", "truncated"),
+    (["frames", "-f", "tsv", "H/ok.wav", "--sample-rate", "0"], "sample rate", "got 0"),
+    (["frames", "-f", "tsv", "H/ok.wav", "--window", "inf"], "frame length", "<= 10000 ms"),
+    (["frames", "-f", "tsv", "H/ok.wav", "--hop", "nan"], "frame length", "hop nan"),
+    (["evaluate", "speech", "-d", "H/manifest.tsv"], "junk.bin", "not readable as"),
+    (["evaluate", "speech", "-d", "H/junk.bin"], "junk.bin:1", "not UTF-8"),
+    (["evaluate", "speech", "-d", "H/bom-manifest.tsv"], "missing.wav", "no such file"),
+    (["train", "speech", "--train", "H/manifest.tsv", "-o", "H/m"], "junk.bin", "not readable as"),
+    (["graph", "H/bad-json.json"], "bad-json.json: line 1", "malformed JSON"),
+    (["graph", "H/deep.json"], "deep.json", "nested too deeply"),
+    (["graph", "H/unknown-node.json"], "unknown-node.json", "names node '9'"),
+    (["graph", "H/junk.graphml"], "junk.graphml", "malformed GraphML"),
+    (["graph", "H/undefined.gml"], "undefined.gml", "malformed GML"),
+    (["graph", "H/junk.bin"], "junk.bin:1", "not UTF-8"),
+    (["graph", "H/one-field.tsv"], "one-field.tsv: line 1", "expected 'source target"),
+    (["graph", "H/superscript.tsv"], "superscript.tsv", "features per node"),  # read fine; the model needs features
+    (["graph", "H/ok.wav", "-i", "json"], "ok.wav", "not UTF-8"),
+    (["graph", "H/one-field.tsv", "-i", "xml"], "--input-format", "xml"),
+    (["evaluate", "graph", "-d", "H/junk.bin"], "junk.bin", "not a directory"),
+    (["train", "graph", "-d", "H/junk.bin", "-o", "H/m"], "junk.bin", "not a directory"),
+    (["tag", "H/empty.txt", "-m", "H/junk.bin"], "junk.bin", "is a directory with config.json"),
+    (["tag", "H/empty.txt", "-m", "digits"], "digits", "speech model, not a tagger"),
+    (["speech", "H/ok.wav", "-m", "cora"], "cora", "graph model, not a speech"),
+    (["graph", "H/superscript.tsv", "-m", "H"], "H", "incomplete model directory"),
+    (["models", "-f", "xml"], "--format", "xml"),
+    (["benchmark", "attention", "--impl", "nope"], "--impl", "nope"),
+]
+
+
+@pytest.mark.parametrize("args,where,what", CASES, ids=[" ".join(c[0]) for c in CASES])
+def test_hostile_input_is_one_line_naming_the_file_and_exit_2(hostile, args, where, what):
+    args = [a.replace("H/", f"{hostile}/") if a.startswith("H/") else (str(hostile) if a == "H" else a) for a in args]
+    assert_one_line_error(seqattn(*args), where.replace("H", str(hostile)) if where == "H" else where, what)
+
+
+def test_unexpected_errors_show_a_traceback_only_with_seqattn_debug(hostile, monkeypatch):
+    import seqattn.readers.graph as graph
+
+    def boom(*args, **kwargs):
+        raise ZeroDivisionError("a bug")
+
+    monkeypatch.setattr(graph, "read_edge_list", boom)
+    proc = seqattn("graph", hostile / "one-field.tsv")
+    assert proc.returncode == 1
+    assert proc.stderr.decode().startswith("seqattn: error: unexpected ZeroDivisionError: a bug")
+    monkeypatch.setenv("SEQATTN_DEBUG", "1")
+    with pytest.raises(ZeroDivisionError):
+        seqattn("graph", hostile / "one-field.tsv")
+
+
+# --------------------------------------------------------------------------- stdin
+
+
+def test_speech_and_frames_read_a_clip_from_stdin(hostile, tiny_speech_dir):
+    wav = (hostile / "ok.wav").read_bytes()
+    from_file = seqattn("speech", hostile / "ok.wav", "-m", tiny_speech_dir, "-f", "tsv")
+    for args in (["speech", "-"], ["speech"]):
+        proc = seqattn(*args, "-m", tiny_speech_dir, "-f", "tsv", input=wav)
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.split(b"\t", 1) == [b"<stdin>", from_file.stdout.split(b"\t", 1)[1]]
+    frames = seqattn("frames", "-", "-f", "tsv", input=wav)
+    assert frames.returncode == 0 and frames.stdout == seqattn("frames", hostile / "ok.wav", "-f", "tsv").stdout
+    assert_one_line_error(seqattn("speech", "-", "-m", tiny_speech_dir, input=b"junk"), "<stdin>", "not readable as")
+    assert_one_line_error(seqattn("frames", "-f", "tsv", input=b""), "<stdin>", "empty file")
+    assert_one_line_error(seqattn("speech", "-", "-", input=wav), "stdin ('-') can be read once")
+
+
+def test_graph_reads_an_edge_list_or_json_from_stdin(tiny_planetoid, tiny_graph_model_dir, tmp_path):
+    edges = (tiny_planetoid / "edges.txt").read_bytes()
+    args = ["--features", tiny_planetoid / "features.npz", "-m", tiny_graph_model_dir, "-f", "tsv"]
+    from_file = seqattn("graph", tiny_planetoid / "edges.txt", *args)
+    from_stdin = seqattn("graph", "-", *args, input=edges)
+    assert from_stdin.returncode == 0, from_stdin.stderr
+    assert from_stdin.stdout == from_file.stdout and from_stdin.stdout.count(b"\n") == 60
+    assert_one_line_error(seqattn("graph", *args, input=b"0 1\n0 999\n"), "<stdin>: line 2", "'999'")
+    assert_one_line_error(seqattn("graph", "-i", "json", *args, input=b"{oops"), "<stdin>: line 1", "malformed JSON")
+
+
+def test_a_terminal_on_stdin_is_not_read(monkeypatch, tiny_speech_dir):
+    """No FILE and stdin a terminal: say what to do instead of waiting for keystrokes."""
+    from seqattn.cli.common import wants_stdin
+    from seqattn.errors import InputError
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    with pytest.raises(InputError, match="no input"):
+        wants_stdin(None)
+    assert wants_stdin("-") and not wants_stdin("clip.wav")
+
+
+# --------------------------------------------------------------------------- pipes and terminals
+
+
+@pytest.mark.parametrize("command", ["frames", "speech", "tag"])
+def test_head_closing_the_pipe_ends_quietly_with_exit_0(command, hostile, tiny_speech_dir, tiny_tagger_dir, tmp_path):
+    """`seqattn ... | head -1` under `set -o pipefail`: seqattn itself exits 0 (click alone says 1)."""
+    long = tmp_path / "long.wav"
+    rng = np.random.default_rng(0)
+    sf.write(long, np.concatenate([tone_clip("low", rng) for _ in range(60)]), 8000)  # ~40 s, 4000 frames
+    (tmp_path / "big.txt").write_text("The cat sees the dog. Alice likes Paris.\n" * 3000)
+    args = {"frames": f"frames -f tsv {long}",
+            "speech": f"speech -f tsv -m {tiny_speech_dir} " + " ".join([str(hostile / "ok.wav")] * 40),
+            "tag": f"tag {tmp_path / 'big.txt'} -m {tiny_tagger_dir}"}[command]
+    proc = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m seqattn {args} | head -1"],
+                          capture_output=True, cwd=ROOT, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"})
+    assert proc.returncode == 0 and proc.stderr == b"", proc.stderr
+    assert proc.stdout.count(b"\n") == 1
+
+
+def test_pretty_output_in_a_pipe_has_no_ansi_codes(hostile, tiny_tagger_dir, tiny_speech_dir, tiny_planetoid,
+                                                   tiny_graph_model_dir):
+    runs = [seqattn("tag", "data/sample.txt", "-m", tiny_tagger_dir, "-f", "pretty"),
+            seqattn("speech", hostile / "ok.wav", "-m", tiny_speech_dir, "-f", "pretty", "--attention"),
+            seqattn("frames", hostile / "ok.wav", "-f", "pretty"),
+            seqattn("graph", tiny_planetoid, "-m", tiny_graph_model_dir, "-f", "pretty"),
+            seqattn("models", "-f", "pretty")]
+    for proc in runs:
+        assert proc.returncode == 0 and proc.stdout, proc.stderr
+        assert b"\x1b[" not in proc.stdout and proc.stderr == b""
+
+
+# --------------------------------------------------------------------------- determinism
+
+
+def test_same_input_and_model_give_the_same_bytes(hostile, tiny_tagger_dir, tiny_speech_dir, tiny_planetoid,
+                                                  tiny_graph_model_dir):
+    """Issue 7: every inference command, run twice, writes identical stdout."""
+    commands = [
+        ["tag", "data/sample.txt", "-m", tiny_tagger_dir, "-f", "jsonl"],
+        ["tag", "data/sample.txt", "-f", "conllu"],  # the shipped en-upos
+        ["speech", hostile / "ok.wav", "-m", tiny_speech_dir, "-f", "jsonl", "--attention"],
+        ["speech", hostile / "ok.wav", "-f", "jsonl"],  # the shipped digits
+        ["frames", hostile / "ok.wav", "-f", "jsonl"],
+        ["graph", tiny_planetoid, "-m", tiny_graph_model_dir, "-f", "jsonl"],
+        ["graph", tiny_planetoid, "-m", tiny_graph_model_dir, "-f", "jsonl", "--attention", "3"],
+    ]
+    for args in commands:
+        first, second = seqattn(*args), seqattn(*args)
+        assert first.returncode == 0 and first.stdout, (args, first.stderr)
+        assert first.stdout == second.stdout, args
