@@ -425,7 +425,8 @@ def _read_npz_features(path: Path):
         if key is None:
             raise InputError(f"{path}: no feature array (name it 'features' or 'x'; found {sorted(content)})")
         matrix = content[key]
-        if matrix.ndim != 2 or not np.issubdtype(matrix.dtype, np.number):
+        real = np.issubdtype(matrix.dtype, np.integer) or np.issubdtype(matrix.dtype, np.floating)  # not complex
+        if matrix.ndim != 2 or not real:
             raise InputError(f"{path}: features must be a 2-D numeric array, got {matrix.ndim}-D {matrix.dtype}")
         matrix = matrix.astype(np.float32)
         values = matrix
@@ -441,7 +442,14 @@ def _read_npz_features(path: Path):
 def _read_csv_features(path: Path):
     lines = _read_lines(path)
     delimiter = "\t" if lines and "\t" in lines[0] else ","
-    rows = [(n, r) for n, r in enumerate(csv.reader(lines, delimiter=delimiter), 1) if r and any(c.strip() for c in r)]
+    rows = []
+    reader = csv.reader(lines, delimiter=delimiter)
+    try:
+        for row in reader:
+            if row and any(c.strip() for c in row):
+                rows.append((reader.line_num, row))
+    except csv.Error as err:  # a stray CR or an open quote
+        raise InputError(f"{path}: line {reader.line_num}: malformed CSV ({err})") from None
     if not rows:
         raise InputError(f"{path}: no rows (empty graph)")
     header = None
