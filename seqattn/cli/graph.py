@@ -165,9 +165,16 @@ def train_graph_cli(
                                               "ids 0, 1, ... in order (default: classes.txt, else the ids).",
                                               show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
+                                          "checkpoint directory (OUT.checkpoint, written every 20 epochs); "
+                                          "give the same --data.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
 ) -> None:
-    """Train a graph attention node classifier (the recipe of the shipped cora model)."""
+    """Train a graph attention node classifier (the recipe of the shipped cora model).
+
+    Every 20 epochs the training state is saved to OUT.checkpoint/; after an interruption
+    (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    """
     from seqattn.cli.common import progress, say, write
     from seqattn.errors import InputError
 
@@ -191,7 +198,7 @@ def train_graph_cli(
                                               f"(best {100 * r.best_val_accuracy:.1f}%)")
 
         saved = train_node_classifier(graph, out, NodeTrainSettings(max_epochs=max_epochs, seed=seed), config,
-                                      on_epoch=on_epoch, force=force)
+                                      on_epoch=on_epoch, force=force, resume=resume)
     say(f"stopped after {saved['training']['epochs']} epochs (best epoch {saved['training']['best_epoch']})", quiet)
     write(f"saved {out}: val accuracy {100 * saved['metrics']['val_accuracy']:.2f}% "
           f"after {saved['training']['seconds']:.0f} s\n")

@@ -214,9 +214,16 @@ def train_speech_cli(
     layers: int = typer.Option(4, "--layers", help="Encoder blocks L."),
     d_model: int = typer.Option(96, "--d-model", help="Size of the frame vectors inside the encoder."),
     force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
+    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
+                                          "checkpoint directory (OUT.checkpoint, written after every epoch); "
+                                          "give the same --train and --dev.", show_default=False),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
 ) -> None:
-    """Train a truncated self-attention speech model (the recipe of the shipped digits model)."""
+    """Train a truncated self-attention speech model (the recipe of the shipped digits model).
+
+    After every epoch the training state is saved to OUT.checkpoint/; after an interruption
+    (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    """
     from seqattn.cli.common import progress, say, write
     from seqattn.errors import InputError
 
@@ -249,7 +256,7 @@ def train_speech_cli(
 
         saved = train_speech(rows, out, config, TrainSettings(epochs=epochs, sequences=sequences, seed=seed),
                              dev_rows, on_step=on_step, on_epoch=on_epoch, force=force,
-                             meta={"data": ", ".join(str(t) for t in train)})
+                             meta={"data": ", ".join(str(t) for t in train)}, resume=resume)
     dev_text = (f": dev accuracy {100 * saved['metrics']['dev_accuracy']:.2f}%"
                 if "dev_accuracy" in saved["metrics"] else "")
     write(f"saved {out}{dev_text} after {saved['training']['seconds']:.0f} s\n")

@@ -16,6 +16,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -48,9 +49,14 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
 
 
 def save_checkpoint(directory: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler, shuffler: random.Random, generator: torch.Generator, epoch: int,
-                    best_state: dict[str, Tensor] | None, extra: dict, files: dict[str, Path] | None = None) -> None:
-    """Write the whole training state after ``epoch`` (see the module docstring)."""
+                    scheduler, shuffler: random.Random, generator: torch.Generator | None, epoch: int,
+                    best_state: dict[str, Tensor] | None, extra: dict, files: dict[str, Path] | None = None,
+                    numpy_rng: np.random.Generator | None = None) -> None:
+    """Write the whole training state after ``epoch`` (see the module docstring).
+
+    ``scheduler`` may be None (a trainer without one); ``generator`` (a torch.Generator for data
+    noise) and ``numpy_rng`` (augmentation draws) are saved where the trainer has them.
+    """
     from safetensors.torch import save_file
 
     directory = Path(directory)
@@ -59,10 +65,13 @@ def save_checkpoint(directory: str | Path, *, model: torch.nn.Module, optimizer:
     tensors.update(optimizer_tensors)
     tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
-    tensors["rng.generator"] = generator.get_state()
+    if generator is not None:
+        tensors["rng.generator"] = generator.get_state()
     version, internal, gauss = shuffler.getstate()
-    state = {"epoch": epoch, "optimizer": optimizer_meta, "scheduler": scheduler.state_dict(),
-             "python_rng": [version, list(internal), gauss], "extra": extra}
+    state = {"epoch": epoch, "optimizer": optimizer_meta,
+             "scheduler": None if scheduler is None else scheduler.state_dict(),
+             "python_rng": [version, list(internal), gauss], "extra": extra,
+             "numpy_rng": None if numpy_rng is None else numpy_rng.bit_generator.state}
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
@@ -109,13 +118,27 @@ def read_checkpoint(directory: str | Path) -> tuple[dict, dict[str, Tensor]]:
 
 def restore_checkpoint(state: dict, tensors: dict[str, Tensor], *, model: torch.nn.Module,
                        optimizer: torch.optim.Optimizer, scheduler, shuffler: random.Random,
-                       generator: torch.Generator) -> dict[str, Tensor] | None:
-    """Put a checkpoint's state back into freshly built training objects; returns the best weights."""
-    model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+                       generator: torch.Generator | None,
+                       numpy_rng: np.random.Generator | None = None) -> dict[str, Tensor] | None:
+    """Put a checkpoint's state back into freshly built training objects; returns the best weights.
+
+    Raises:
+        ModelError: the checkpoint lacks a state that the trainer asks for (another trainer's).
+    """
+    try:
+        model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
+    except RuntimeError as err:
+        raise ModelError(f"checkpoint does not match this model ({str(err).splitlines()[0]})") from None
     optimizer.load_state_dict(_unflatten_optimizer(tensors, state["optimizer"]))
-    scheduler.load_state_dict(state["scheduler"])
+    if scheduler is not None:
+        scheduler.load_state_dict(state["scheduler"])
     torch.set_rng_state(tensors["rng.torch"])
-    generator.set_state(tensors["rng.generator"])
+    if generator is not None:
+        generator.set_state(tensors["rng.generator"])
+    if numpy_rng is not None:
+        if state.get("numpy_rng") is None:
+            raise ModelError("checkpoint has no numpy random state (written by another trainer?)")
+        numpy_rng.bit_generator.state = state["numpy_rng"]
     version, internal, gauss = state["python_rng"]
     shuffler.setstate((version, tuple(internal), gauss))
     best = {k[len("best."):]: v for k, v in tensors.items() if k.startswith("best.")}

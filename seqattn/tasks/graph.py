@@ -7,6 +7,7 @@ is reported through an optional callback.
 from __future__ import annotations
 
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,8 @@ def train_node_classifier(
     on_epoch: Callable[[NodeEpochReport], None] | None = None,
     force: bool = False,
     meta: dict | None = None,
+    resume: str | Path | None = None,
+    checkpoint_every: int = 20,
 ) -> dict:
     """Train a node classifier on a graph's train split, select on its val split, save it.
 
@@ -242,18 +245,35 @@ def train_node_classifier(
         config: architecture (in_features and classes are filled in from the data).
         on_epoch: called with a ``NodeEpochReport`` after each epoch.
         meta: extra JSON fields for the saved config (data, license, ...).
+        resume: a checkpoint directory of an interrupted run on the same graph (its settings
+            and config win over ``settings`` and ``config``).
+        checkpoint_every: with ``out``, the whole training state (weights, optimizer, early
+            stopping, random state) goes to ``OUT.checkpoint/`` every this many epochs, atomically
+            and without pickles; it is removed once the model is saved.  A resumed run reaches
+            the weights of an uninterrupted one.
     Returns:
         the saved config dict ("metrics": val accuracy and loss of the chosen epoch; "training":
         seed, settings, epochs, seconds); with out=None also "state" (the chosen weights).
     Raises:
         InputError: data without features, labels, or train/val splits; ModelError: ``out``
-        exists and is not empty (no force).
+        exists and is not empty (no force), an unreadable checkpoint or one of another task or graph.
     """
-    settings = settings or NodeTrainSettings()
+    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+
+    checkpoint_dir = None
     if out is not None:
         out = Path(out)
+        checkpoint_dir = out.with_name(out.name + ".checkpoint")
         if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
             raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
+    state = tensors = None
+    if resume is not None:
+        state, tensors = read_checkpoint(resume)
+        if state["extra"].get("task") != TASK:
+            raise ModelError(f"{resume}: not a checkpoint of a graph model")
+        settings = NodeTrainSettings(**state["extra"]["settings"])
+        config = NodeClassifierConfig.from_dict(state["extra"]["config"])
+    settings = settings or NodeTrainSettings()
     graph = data if isinstance(data, Graph) else read_planetoid(data)
     if graph.features is None or graph.labels is None:
         raise InputError(f"{graph.source}: training needs node features and labels")
@@ -277,10 +297,21 @@ def train_node_classifier(
     train_index, val_index = torch.from_numpy(train_nodes), torch.from_numpy(val_nodes)
     model = NodeClassifier(cfg)
     optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    shuffler = random.Random(settings.seed)  # unused by full-batch training; kept for the checkpoint format
     start = time.perf_counter()
     best_key, best_state, best_epoch = (-1.0, 0.0), None, 0
-    top_accuracy, low_loss, waited, epoch = -1.0, float("inf"), 0, 0
-    for epoch in range(1, settings.max_epochs + 1):
+    top_accuracy, low_loss, waited, epoch, first_epoch, seconds_before = -1.0, float("inf"), 0, 0, 1, 0.0
+    if state is not None:
+        if cfg.in_features != state["extra"]["config"]["in_features"]:
+            raise ModelError(f"{resume}: the checkpoint's graph has {state['extra']['config']['in_features']} "
+                             f"features per node, {graph.source} has {cfg.in_features}")
+        best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=None,
+                                        shuffler=shuffler, generator=None)
+        stopping = state["extra"]["early_stopping"]
+        best_key, best_epoch = tuple(stopping["best_key"]), stopping["best_epoch"]
+        top_accuracy, low_loss, waited = stopping["top_accuracy"], stopping["low_loss"], stopping["waited"]
+        first_epoch, epoch, seconds_before = state["epoch"] + 1, state["epoch"], state["extra"]["seconds"]
+    for epoch in range(first_epoch, settings.max_epochs + 1):
         model.train()
         optimizer.zero_grad(set_to_none=True)
         loss = _training_loss(model, x, edge_index, train_index, y_train, settings)
@@ -303,7 +334,15 @@ def train_node_classifier(
             on_epoch(NodeEpochReport(epoch, settings.max_epochs, loss.item(), val_loss, val_accuracy, best_key[0]))
         if waited >= settings.patience:
             break
-    seconds = time.perf_counter() - start
+        if checkpoint_dir is not None and epoch % checkpoint_every == 0:
+            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=None, shuffler=shuffler,
+                            generator=None, epoch=epoch, best_state=best_state,
+                            extra={"task": TASK, "config": cfg.to_dict(), "settings": vars(settings),
+                                   "seconds": seconds_before + time.perf_counter() - start,
+                                   "early_stopping": {"best_key": list(best_key), "best_epoch": best_epoch,
+                                                      "top_accuracy": top_accuracy, "low_loss": low_loss,
+                                                      "waited": waited}})
+    seconds = seconds_before + time.perf_counter() - start
     saved = {
         "task": TASK,
         "config": cfg.to_dict(),
@@ -315,6 +354,7 @@ def train_node_classifier(
     }
     if out is not None:
         write_model_dir(out, saved, best_state, force=force)
+        shutil.rmtree(checkpoint_dir, ignore_errors=True)
     else:
         saved["state"] = best_state
     return saved

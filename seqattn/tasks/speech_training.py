@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 import random
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -260,32 +261,54 @@ def train_speech(
     on_epoch: Callable[[EpochReport], None] | None = None,
     force: bool = False,
     meta: dict | None = None,
+    resume: str | Path | None = None,
 ) -> dict:
     """Train a speech model on labelled one-word clips and save it to ``out``.
 
     ``config.labels`` is filled with the sorted labels of the training clips.  With ``dev_rows``
-    the epoch with the best dev class accuracy is kept; otherwise the last.
+    the epoch with the best dev class accuracy is kept; otherwise the last.  After every epoch
+    the whole training state (weights, optimizer, scheduler, every random generator) goes to
+    ``OUT.checkpoint/``, atomically and without pickles (seqattn.models.checkpoint); ``resume``
+    takes such a directory and continues where it stopped, reaching the same weights as an
+    uninterrupted run.  The checkpoint is removed once the model is saved.
 
     Args:
         on_step: called with (step, steps this epoch, phase) during reading and training.
         on_epoch: called with an ``EpochReport`` after each epoch.
         meta: extra JSON fields for the saved config (data, license, ...).
+        resume: a checkpoint directory of an interrupted run on the same clips (its settings
+            and config win over ``settings`` and ``config``).
     Returns:
         the saved config dict ("training": settings, seconds; "metrics": dev accuracy if any).
     Raises:
-        InputError: unreadable or unusable clips; ModelError: ``out`` exists (without force).
+        InputError: unreadable or unusable clips; ModelError: ``out`` exists (without force),
+            an unreadable checkpoint, or one of another task or of other clips.
     """
-    settings = settings or TrainSettings()
+    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+
     out = Path(out)
+    checkpoint_dir = out.with_name(out.name + ".checkpoint")
     if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
         raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
+    state = tensors = None
+    if resume is not None:
+        state, tensors = read_checkpoint(resume)
+        if state["extra"].get("task") != TASK:
+            raise ModelError(f"{resume}: not a checkpoint of a speech model")
+        settings = TrainSettings(**state["extra"]["settings"])
+        config = SpeechConfig.from_dict(state["extra"]["config"])
+    settings = settings or TrainSettings()
     started = time.perf_counter()
     random.seed(settings.seed)
     np_rng = np.random.default_rng(settings.seed)
     torch.manual_seed(settings.seed)
     shuffler = random.Random(settings.seed)
 
-    config.labels = sorted({r.labels[0] for r in train_rows if r.labels})
+    labels = sorted({r.labels[0] for r in train_rows if r.labels})
+    if state is not None and labels != config.labels:
+        raise ModelError(f"{resume}: the checkpoint was trained on the labels {config.labels}, these clips "
+                         f"have {labels}; resume with the same --train manifests")
+    config.labels = labels
     spec = config.frames
     extractor = FeatureExtractor(spec)
     train = load_clips(train_rows, config.labels, spec, (lambda i, n: on_step(i, n, "reading")) if on_step else None)
@@ -299,10 +322,28 @@ def train_speech(
     del clean
 
     optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    steps_per_epoch_guess = None
     scheduler = None
-    best, best_state, history = -1.0, None, []
-    for epoch in range(1, settings.epochs + 1):
+
+    def make_scheduler(steps_per_epoch: int):
+        total = steps_per_epoch * settings.epochs
+
+        def lr_at(step: int) -> float:
+            if step < settings.warmup_steps:
+                return (step + 1) / settings.warmup_steps
+            progress = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
+            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+
+    best, best_state, history, first_epoch, seconds_before, steps_per_epoch = -1.0, None, [], 1, 0.0, None
+    if state is not None:
+        steps_per_epoch = state["extra"]["steps_per_epoch"]
+        scheduler = make_scheduler(steps_per_epoch)
+        best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
+                                        shuffler=shuffler, generator=None, numpy_rng=np_rng)
+        best, history = state["extra"]["best"], state["extra"]["history"]
+        first_epoch, seconds_before = state["epoch"] + 1, state["extra"]["seconds"]
+    for epoch in range(first_epoch, settings.epochs + 1):
         epoch_start = time.perf_counter()
         examples = [make_example([c], np_rng, settings.augment) for c in train]
         for _ in range(settings.sequences):
@@ -316,17 +357,9 @@ def train_speech(
                 features = spec_augment(features, fill, np_rng)
             items.append((features, frame_tags(ex, spec, len(features)), ex.label, ex.targets))
         batches = length_batches([len(f) for f, *_ in items], settings.max_frames, shuffler)
-        if scheduler is None:
-            steps_per_epoch_guess = len(batches)
-            total = steps_per_epoch_guess * settings.epochs
-
-            def lr_at(step: int) -> float:
-                if step < settings.warmup_steps:
-                    return (step + 1) / settings.warmup_steps
-                progress = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
-                return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-            scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+        if scheduler is None:  # the first epoch's batch count sets the schedule's length
+            steps_per_epoch = len(batches)
+            scheduler = make_scheduler(steps_per_epoch)
         model.train()
         losses = []
         for step, ids in enumerate(batches, 1):
@@ -349,10 +382,15 @@ def train_speech(
         if accuracy is None or accuracy > best:
             best = -1.0 if accuracy is None else accuracy
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
+                        generator=None, numpy_rng=np_rng, epoch=epoch, best_state=best_state,
+                        extra={"task": TASK, "config": config.to_dict(), "settings": vars(settings), "best": best,
+                               "history": history, "steps_per_epoch": steps_per_epoch,
+                               "seconds": seconds_before + time.perf_counter() - started})
         if on_epoch:
             on_epoch(EpochReport(epoch, settings.epochs, float(np.mean(losses)), accuracy,
                                  time.perf_counter() - epoch_start))
-    seconds = time.perf_counter() - started
+    seconds = seconds_before + time.perf_counter() - started
     saved = {
         "task": TASK,
         "config": config.to_dict(),
@@ -362,4 +400,5 @@ def train_speech(
         **(meta or {}),
     }
     write_model_dir(out, saved, best_state, force=force)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return saved

@@ -226,3 +226,50 @@ def test_same_input_and_model_give_the_same_bytes(hostile, tiny_tagger_dir, tiny
         first, second = seqattn(*args), seqattn(*args)
         assert first.returncode == 0 and first.stdout, (args, first.stderr)
         assert first.stdout == second.stdout, args
+
+
+# --------------------------------------------------------------------------- kill -9 and --resume
+
+
+def test_train_speech_killed_with_sigkill_resumes_to_the_same_weights(tone_manifests, tmp_path):
+    """`seqattn train speech ... --resume OUT.checkpoint` after a real kill -9 ends on the bytes of
+    an uninterrupted run (tests/tasks/ check the same for every trainer at library level)."""
+    import signal
+    import time
+
+    args = ["train", "speech", "--train", str(tone_manifests[1]), "--epochs", "8", "--sequences", "6",
+            "--layers", "1", "--d-model", "16", "--bins", "16", "--quiet"]
+    assert seqattn(*args, "--out", tmp_path / "whole").returncode == 0
+    checkpoint = tmp_path / "cut.checkpoint"
+    proc = subprocess.Popen([sys.executable, "-m", "seqattn", *args, "--out", str(tmp_path / "cut")], cwd=ROOT,
+                            env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 240
+    while not (checkpoint / "checkpoint.json").exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
+    if proc.poll() is not None:
+        pytest.fail(f"training ended before the kill (exit {proc.returncode}): {proc.stderr.read()!r}")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL and not (tmp_path / "cut").exists()
+    epoch = json.loads((checkpoint / "checkpoint.json").read_text())["epoch"]
+    assert 1 <= epoch < 8
+    resumed = seqattn(*args, "--out", tmp_path / "cut", "--resume", checkpoint)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not checkpoint.exists()
+
+
+def test_train_commands_never_overwrite_without_force(tiny_planetoid, tone_manifests, tiny_treebank, tmp_path):
+    mine = tmp_path / "mine.txt"
+    mine.write_text("a file of mine")
+    for args in (["train", "graph", "-d", tiny_planetoid, "--max-epochs", "1"],
+                 ["train", "speech", "--train", tone_manifests[1], "--epochs", "1", "--sequences", "0",
+                  "--layers", "1", "--d-model", "16"],
+                 ["train", "tagger", "--train", tiny_treebank[0], "--dev", tiny_treebank[1], "--epochs", "1"]):
+        assert_one_line_error(seqattn(*args, "-o", mine), "mine.txt", "--force")
+        assert mine.read_text() == "a file of mine"
+    assert seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", mine, "--force",
+                   "-q").returncode == 0
+    assert (mine / "model.safetensors").is_file()

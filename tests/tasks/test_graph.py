@@ -106,3 +106,49 @@ def test_shipped_cora_model():
     result = evaluate_node_classifier(classifier, cora, "test")
     assert result["nodes"] == 1000 and result["accuracy"] >= 0.83
     assert classifier.cfg.display_names()[3] == "Neural_Networks"
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_planetoid, tmp_path):
+    """Issue 7: killed at epoch 15 (the last checkpoint is epoch 10's), resumed: epochs 11.. see the
+    same losses as an uninterrupted run with the same seed, and the saved weights are the same bytes."""
+    settings = NodeTrainSettings(max_epochs=30, patience=30)
+    whole = []
+    train_node_classifier(tiny_planetoid, tmp_path / "whole", settings, tiny_node_classifier_config(),
+                          on_epoch=lambda r: whole.append((r.epoch, r.train_loss, r.val_loss)), checkpoint_every=10)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_15(report):
+        if report.epoch == 15:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_node_classifier(tiny_planetoid, tmp_path / "cut", settings, tiny_node_classifier_config(),
+                              on_epoch=kill_at_15, checkpoint_every=10)
+    checkpoint = tmp_path / "cut.checkpoint"
+    assert json.loads((checkpoint / "checkpoint.json").read_text())["epoch"] == 10
+    resumed = []
+    train_node_classifier(tiny_planetoid, tmp_path / "cut", None, None, resume=checkpoint, checkpoint_every=10,
+                          on_epoch=lambda r: resumed.append((r.epoch, r.train_loss, r.val_loss)))
+    assert resumed == whole[10:]
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not checkpoint.exists() and not (tmp_path / "whole.checkpoint").exists()
+
+
+def test_resume_refuses_a_checkpoint_of_another_graph(tiny_planetoid, tmp_path):
+    from tests.conftest import make_planetoid
+
+    settings = NodeTrainSettings(max_epochs=30, patience=30)
+
+    def stop(report):
+        if report.epoch == 12:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(), on_epoch=stop,
+                              checkpoint_every=10)
+    other = make_planetoid(tmp_path / "other", n_words=15)
+    with pytest.raises(ModelError, match="15"):
+        train_node_classifier(other, tmp_path / "m", resume=tmp_path / "m.checkpoint")

@@ -1,6 +1,7 @@
 """Speech as a library: chunked = whole-clip inference, decoders, manifests, a tiny trained model."""
 
 import json
+import random
 
 import numpy as np
 import pytest
@@ -247,3 +248,44 @@ def test_short_segments_join_the_longer_neighbour():
     raw = segs(("sil", 0.3), ("9", 0.06), ("sil", 0.3))
     assert merge_short_segments(raw, 0) == raw
     assert merge_short_segments(raw, 0.15)[0].end_s == 0.66 and len(merge_short_segments(raw, 0.15)) == 1
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights(tone_manifests, tmp_path):
+    """Issue 7: killed after epoch 1 (kill -9 leaves the last checkpoint), resumed with --resume,
+    the run ends on the weights of an uninterrupted run with the same seed, byte for byte."""
+    rows = read_manifest(tone_manifests[1])
+    settings = TrainSettings(epochs=3, sequences=4, max_frames=2000, warmup_steps=3)
+    train_speech(rows, tmp_path / "whole", tiny_speech_config(), settings)  # no dev: the last epoch is kept
+
+    class Killed(Exception):
+        pass
+
+    def kill_after_first_epoch(report):
+        if report.epoch == 1:
+            raise Killed
+
+    with pytest.raises(Killed):
+        train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, on_epoch=kill_after_first_epoch)
+    checkpoint = tmp_path / "cut.checkpoint"
+    assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
+    seen = []
+    saved = train_speech(rows, tmp_path / "cut", tiny_speech_config(window=1), None,
+                         on_epoch=lambda r: seen.append(r.epoch), resume=checkpoint)
+    assert seen == [2, 3] and [h["epoch"] for h in saved["training"]["history"]] == [1, 2, 3]
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not checkpoint.exists()
+
+
+def test_resume_refuses_other_checkpoints(tone_manifests, tmp_path):
+    from seqattn.models.checkpoint import save_checkpoint
+
+    rows = read_manifest(tone_manifests[1])
+    with pytest.raises(ModelError, match="not a training checkpoint"):
+        train_speech(rows, tmp_path / "m", tiny_speech_config(), resume=tmp_path)
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    save_checkpoint(tmp_path / "tagger.checkpoint", model=model, optimizer=optimizer, scheduler=None,
+                    shuffler=random.Random(0), generator=None, epoch=1, best_state=None, extra={"settings": {}})
+    with pytest.raises(ModelError, match="not a checkpoint of a speech model"):
+        train_speech(rows, tmp_path / "m", tiny_speech_config(), resume=tmp_path / "tagger.checkpoint")
