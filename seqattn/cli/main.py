@@ -73,8 +73,19 @@ def _register_commands() -> None:
 _register_commands()
 
 
+# Characters that would end or garble the one line of an error (and terminal escapes from a file).
+_UNPRINTABLE = dict.fromkeys([*range(0x20), 0x7F, 0x85, 0x2028, 0x2029])
+
+
+def _one_line(message: str) -> str:
+    """``message`` with control characters and Unicode line breaks escaped (``\\n``, ``\\u2028``)."""
+    if not any(ord(c) in _UNPRINTABLE for c in message):
+        return message
+    return "".join(c.encode("unicode_escape").decode("ascii") if ord(c) in _UNPRINTABLE else c for c in message)
+
+
 def _error(message: str, code: int) -> int:
-    print(f"seqattn: error: {message}", file=sys.stderr, flush=True)
+    print(f"seqattn: error: {_one_line(message)}", file=sys.stderr, flush=True)
     return code
 
 

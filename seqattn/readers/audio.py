@@ -12,7 +12,8 @@ the length of the file: ``iter_audio`` yields blocks, and ``read_audio`` is thei
 
 Every problem with a file is an ``InputError`` whose one-line message names the file: missing,
 empty, not audio, truncated (the header promises more audio than the file holds), a header
-with impossible values (sample rate, channel count), or samples that are not finite.
+with impossible values (sample rate, channel count), or samples that are not finite or far
+outside [-1, 1] (``MAX_ABS_SAMPLE``).
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ MIN_SAMPLE_RATE_HZ = 1_000
 MAX_SAMPLE_RATE_HZ = 768_000
 MAX_CHANNELS = 64
 BLOCK_SAMPLES = 1 << 16  # source samples per channel read at a time
+# Float files may overshoot [-1, 1] a little; far beyond is corrupt data, whose squares (the power
+# spectrum) and resampled values would overflow float32 into inf.
+MAX_ABS_SAMPLE = 1e4
 # Writers that stream a WAV and cannot seek back leave these in the data chunk's size field.
 _UNKNOWN_WAV_SIZES = {0, 0xFFFFFFFF}
 _WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
@@ -150,10 +154,14 @@ def iter_audio(path: str | Path, sample_rate_hz: int | None = None,
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise InputError(f"{path}: corrupt audio after sample {done:,} ({err})") from None
             last = len(block) < block_samples
-            mono = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
-            if not np.isfinite(mono).all():
-                bad = done + int(np.flatnonzero(~np.isfinite(mono))[0])
+            if not np.isfinite(block).all():  # before mixing: inf - inf would warn and hide where
+                bad = done + int(np.flatnonzero(~np.isfinite(block).all(axis=1))[0])
                 raise InputError(f"{path}: sample {bad:,} is not a finite number (corrupt float audio)")
+            if block.size and np.abs(block).max() > MAX_ABS_SAMPLE:  # only float files can get here
+                bad = done + int(np.flatnonzero((np.abs(block) > MAX_ABS_SAMPLE).any(axis=1))[0])
+                raise InputError(f"{path}: sample {bad:,} is {float(np.abs(block).max()):.3g} in magnitude; float "
+                                 f"audio lies within [-1, 1] (corrupt float audio?)")
+            mono = block[:, 0] if info.channels == 1 else block.mean(axis=1, dtype=np.float32)
             done += len(block)
             if stream is not None:
                 mono = stream.resample_chunk(np.ascontiguousarray(mono), last=last)

@@ -395,6 +395,7 @@ def read_features(path: str | Path) -> tuple[list[str] | None, object, list[str 
 
 def _read_npz_features(path: Path):
     import zipfile
+    import zlib
 
     import scipy.sparse as sp
 
@@ -403,8 +404,11 @@ def _read_npz_features(path: Path):
     try:
         with np.load(path, allow_pickle=False) as arrays:
             content = {name: arrays[name] for name in arrays.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as err:
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, KeyError, zlib.error) as err:
+        # zipfile's own errors for damaged archives: bad CRCs, unknown compression methods, bad streams
         raise InputError(f"{path}: not a readable NPZ file ({_first_line(err)})") from None
+    except MemoryError:
+        raise InputError(f"{path}: an array in the NPZ file declares more values than fit in memory") from None
     nodes = [str(n) for n in content.pop("nodes").tolist()] if "nodes" in content else None
     if {"data", "indices", "indptr", "shape", "format"} <= set(content):
         fmt = content["format"].item()

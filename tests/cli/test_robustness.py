@@ -273,3 +273,27 @@ def test_train_commands_never_overwrite_without_force(tiny_planetoid, tone_manif
     assert seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", mine, "--force",
                    "-q").returncode == 0
     assert (mine / "model.safetensors").is_file()
+
+
+def test_error_lines_escape_line_breaks_and_terminal_codes(tiny_tagger_dir):
+    """A message quoting the input stays one line and cannot drive the terminal."""
+    conllu = "1\tword\t_\tNOUN\t_\t_\t3\u2029\t_\t_\t_\n\n1\tx\x1b[31m\t_\tX\t_\t_\t0\t_\t_\t_\n".encode()
+    line = assert_one_line_error(seqattn("tag", "-", "-i", "conllu", "-m", tiny_tagger_dir, input=conllu),
+                                 "<stdin>:1")
+    assert "\\u2029" in line and "\u2029" not in line
+
+
+def test_npz_features_in_a_damaged_archive(tmp_path, tiny_planetoid):
+    """zipfile's own errors (an unknown compression method here) are input errors too."""
+    import io as _io
+
+    buffer = _io.BytesIO()
+    np.savez(buffer, features=np.eye(3, dtype=np.float32))
+    data = bytearray(buffer.getvalue())
+    data[8:10] = (99).to_bytes(2, "little")  # the local header's compression method
+    central = data.rfind(b"PK\x01\x02")
+    data[central + 10:central + 12] = (99).to_bytes(2, "little")
+    (tmp_path / "f.npz").write_bytes(bytes(data))
+    (tmp_path / "g.tsv").write_text("0\t1\n1\t2\n")
+    assert_one_line_error(seqattn("graph", tmp_path / "g.tsv", "--features", tmp_path / "f.npz"),
+                          "f.npz", "not a readable NPZ file")

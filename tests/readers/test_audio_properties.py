@@ -95,3 +95,16 @@ def test_non_finite_float_samples_are_an_input_error(tmp_path):
     sf.write(tmp_path / "nan.wav", samples, 8000, subtype="FLOAT")
     with pytest.raises(InputError, match="sample 500 is not a finite number"):
         read_audio(tmp_path / "nan.wav")
+
+
+def test_float_samples_far_outside_the_unit_range_are_an_input_error(tmp_path):
+    """Found by benchmarks/fuzz.py: 2.5e38 is finite, but its resampled and squared values are not."""
+    samples = np.zeros((1000, 2), np.float32)
+    samples[700, 1] = 2.5e38
+    sf.write(tmp_path / "huge.wav", samples, 8000, subtype="FLOAT")
+    for rate in (None, 16000):
+        with pytest.raises(InputError, match="sample 700 is 2.5e"):
+            read_audio(tmp_path / "huge.wav", rate)
+    samples[700, 1] = 1.5  # a little overshoot is audio
+    sf.write(tmp_path / "loud.wav", samples, 8000, subtype="FLOAT")
+    assert read_audio(tmp_path / "loud.wav")[0].max() == pytest.approx(0.75)
