@@ -4,7 +4,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTHON ?= python3
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench fuzz clean
 
 # torch first (the CPU wheel these machines carry), then the package: pip must never resolve
 # another torch, which would pull gigabytes of CUDA packages.
@@ -22,6 +22,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py
+
+# >= 10,000 generated inputs per reader (text, CoNLL-U, audio, graph) and a sample through the CLI;
+# JSON on stdout, exit 1 on any error that is not the project's InputError.  Not part of `make test`.
+fuzz: $(STAMP)
+	OMP_NUM_THREADS=1 $(PY) benchmarks/fuzz.py < /dev/null
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -193,7 +193,17 @@ def check_cli(reader: str, data: bytes, path: Path) -> str | None:
     args, on_stdin = cli_args(reader, path)
     if not on_stdin:
         path.write_bytes(data)
-    code, _, err = run_cli(args, data if on_stdin else b"")
+    with tempfile.TemporaryFile() as fd2:  # what C libraries write to file descriptor 2 counts too
+        sys.stderr.flush()
+        saved = os.dup(2)
+        os.dup2(fd2.fileno(), 2)
+        try:
+            code, _, err = run_cli(args, data if on_stdin else b"")
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+        fd2.seek(0)
+        err = fd2.read() + err
     text = err.decode("utf-8", "replace")
     if code == 0 and not text:
         return None

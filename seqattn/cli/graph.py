@@ -44,14 +44,14 @@ def graph_cli(
             data.source = STDIN_NAME
         else:
             data = read_graph(graph, features, labels, fmt=input_format, directed=directed)
-    if data.self_loops_dropped or data.duplicates_dropped:
-        say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
-            "duplicate edges (every node attends to itself once)", quiet)
     node = data.index_of(attention) if attention is not None else None
     from seqattn.tasks.graph import load_node_classifier
 
     classifier = load_node_classifier(model)
     result = classifier.predict(data, with_attention=node is not None)
+    if data.self_loops_dropped or data.duplicates_dropped:  # after any error: an error is one line alone
+        say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
+            "duplicate edges (every node attends to itself once)", quiet)
     if node is not None:
         _show_attention(data, result, classifier, node, fmt)
     else:

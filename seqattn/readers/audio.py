@@ -19,6 +19,7 @@ outside [-1, 1] (``MAX_ABS_SAMPLE``).
 from __future__ import annotations
 
 import re
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -64,6 +65,32 @@ class AudioInfo:
         return self.samples / self.sample_rate_hz
 
 
+@contextmanager
+def _quiet_decoder() -> Iterator[None]:
+    """Send what the C decoders print on file descriptor 2 to /dev/null meanwhile.
+
+    libmpg123 (MP3 inside libsndfile) writes "Note: Illegal Audio-MPEG-Header ..." straight to
+    fd 2 while it probes junk; a file's problems reach the user as our one-line InputError instead.
+    """
+    import os
+    import sys
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no fd 2 (embedded use): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def _open(path: str | Path):
     """Open ``path`` with soundfile after checking that it is a non-empty file.
 
@@ -80,9 +107,12 @@ def _open(path: str | Path):
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file, no audio")
     try:
-        return sf.SoundFile(str(path))
+        with _quiet_decoder():
+            return sf.SoundFile(str(path))
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         reason = str(err).split(": ", 1)[-1] if ": " in str(err) else str(err)
+        if "does not exist" in reason:  # libsndfile's words when its MP3 probe gives up on junk
+            reason = "unrecognised or damaged data"
         raise InputError(f"{path}: not readable as {AUDIO_FORMATS} audio ({reason.strip()})") from None
 
 
@@ -150,7 +180,8 @@ def iter_audio(path: str | Path, sample_rate_hz: int | None = None,
         done = 0
         while True:
             try:
-                block = handle.read(block_samples, dtype="float32", always_2d=True)  # (n, channels)
+                with _quiet_decoder():
+                    block = handle.read(block_samples, dtype="float32", always_2d=True)  # (n, channels)
             except (sf.LibsndfileError, RuntimeError) as err:
                 raise InputError(f"{path}: corrupt audio after sample {done:,} ({err})") from None
             last = len(block) < block_samples

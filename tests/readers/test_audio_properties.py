@@ -108,3 +108,11 @@ def test_float_samples_far_outside_the_unit_range_are_an_input_error(tmp_path):
     samples[700, 1] = 1.5  # a little overshoot is audio
     sf.write(tmp_path / "loud.wav", samples, 8000, subtype="FLOAT")
     assert read_audio(tmp_path / "loud.wav")[0].max() == pytest.approx(0.75)
+
+
+def test_the_mp3_decoder_says_nothing_on_stderr(tmp_path, capfd):
+    """libmpg123 prints "Note: Illegal Audio-MPEG-Header" to fd 2 while probing junk (found by fuzzing)."""
+    (tmp_path / "junk.mp3").write_bytes(bytes.fromhex("fff3017d") + bytes(500))
+    with pytest.raises(InputError, match="not readable as .* audio \\(unrecognised or damaged data\\)"):
+        read_audio(tmp_path / "junk.mp3")
+    assert capfd.readouterr().err == ""
