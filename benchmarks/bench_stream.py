@@ -6,7 +6,7 @@ reports its peak RSS (``os.wait4``'s rusage of that child), its RSS sampled over
 words/s.  ``--reader-mb`` does the same for the reader alone (lines -> sentences -> words, no
 model), which is fast enough to reach hundreds of MB on a small machine.
 
-    python benchmarks/bench_stream.py                       # tag 1, 4 and 16 MB; read 256 MB
+    python benchmarks/bench_stream.py                       # tag 1, 4 and 8 MB; read 16 and 256 MB
     python benchmarks/bench_stream.py --tag-mb 10 100 --reader-mb 1024
 
 Prints JSON.  Peak RSS must not grow with input size: the last line of the JSON says whether
@@ -120,7 +120,7 @@ def run_child(args: list[str], count_tabs: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tag-mb", type=float, nargs="*", default=[1, 4, 16], help="sizes to tag (MB)")
+    parser.add_argument("--tag-mb", type=float, nargs="*", default=[1, 4, 8], help="sizes to tag (MB)")
     parser.add_argument("--reader-mb", type=float, nargs="*", default=[16, 256], help="sizes to read only (MB)")
     parser.add_argument("--model", default="en-upos")
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "seqattn-bench-stream",

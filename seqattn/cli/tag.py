@@ -42,8 +42,10 @@ def tag_cli(
             raise InputError("no input: give a FILE, or '-' and pipe text into seqattn tag")
         file = "-"
 
+    from seqattn.cli.common import steady_heap
     from seqattn.tasks.tagging import iter_tagged, load_tagger
 
+    steady_heap()  # flat memory however long the input (see its docstring)
     with open_text(file) as lines:  # first, so a missing file is reported before the model loads
         tagger = load_tagger(model)
         n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads

@@ -259,18 +259,17 @@ def train_node_classifier(
         exists and is not empty (no force), an unreadable checkpoint or one of another task or graph.
     """
     from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+    from seqattn.tasks.training import start_or_resume
 
-    checkpoint_dir = None
+    checkpoint_dir = state = tensors = None
     if out is not None:
         out = Path(out)
-        checkpoint_dir = out.with_name(out.name + ".checkpoint")
-        if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-            raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
-    state = tensors = None
-    if resume is not None:
+        checkpoint_dir, state, tensors = start_or_resume(out, force, resume, TASK)
+    elif resume is not None:
         state, tensors = read_checkpoint(resume)
+    if state is not None:
         if state["extra"].get("task") != TASK:
-            raise ModelError(f"{resume}: not a checkpoint of a graph model")
+            raise ModelError(f"{resume}: not a checkpoint of a {TASK} model")
         settings = NodeTrainSettings(**state["extra"]["settings"])
         config = NodeClassifierConfig.from_dict(state["extra"]["config"])
     settings = settings or NodeTrainSettings()

@@ -36,6 +36,7 @@ from seqattn.readers.audio import read_audio
 from seqattn.readers.frames import FeatureExtractor, FrameSpec
 from seqattn.tasks.batching import length_batches
 from seqattn.tasks.speech import TASK, ManifestRow
+from seqattn.tasks.training import start_or_resume, warmup_cosine
 
 
 @dataclass
@@ -284,17 +285,11 @@ def train_speech(
         InputError: unreadable or unusable clips; ModelError: ``out`` exists (without force),
             an unreadable checkpoint, or one of another task or of other clips.
     """
-    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+    from seqattn.models.checkpoint import restore_checkpoint, save_checkpoint
 
     out = Path(out)
-    checkpoint_dir = out.with_name(out.name + ".checkpoint")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
-    state = tensors = None
-    if resume is not None:
-        state, tensors = read_checkpoint(resume)
-        if state["extra"].get("task") != TASK:
-            raise ModelError(f"{resume}: not a checkpoint of a speech model")
+    checkpoint_dir, state, tensors = start_or_resume(out, force, resume, TASK)
+    if state is not None:
         settings = TrainSettings(**state["extra"]["settings"])
         config = SpeechConfig.from_dict(state["extra"]["config"])
     settings = settings or TrainSettings()
@@ -325,15 +320,7 @@ def train_speech(
     scheduler = None
 
     def make_scheduler(steps_per_epoch: int):
-        total = steps_per_epoch * settings.epochs
-
-        def lr_at(step: int) -> float:
-            if step < settings.warmup_steps:
-                return (step + 1) / settings.warmup_steps
-            progress = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+        return warmup_cosine(optimizer, settings.warmup_steps, steps_per_epoch * settings.epochs)
 
     best, best_state, history, first_epoch, seconds_before, steps_per_epoch = -1.0, None, [], 1, 0.0, None
     if state is not None:

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
 import torch
 from torch import Tensor
+
+from seqattn.errors import ModelError
 
 
 def optimizer_step(loss: Tensor, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scheduler=None,
@@ -19,3 +24,41 @@ def optimizer_step(loss: Tensor, model: torch.nn.Module, optimizer: torch.optim.
     if scheduler is not None:
         scheduler.step()
     return loss.item()
+
+
+def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
+    """Learning-rate schedule: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
+
+    lr(step) = base * (step + 1) / warmup          for step < warmup
+             = base * (1 + cos(pi * p)) / 2         p = (step - warmup) / (total - warmup), capped at 1
+    Returns a ``LambdaLR`` (its state_dict goes into checkpoints; the lambda is rebuilt on resume).
+    """
+    def lr_at(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+
+
+def start_or_resume(out: str | Path, force: bool, resume: str | Path | None, task: str):
+    """What a trainer checks before any work: may ``out`` be written, and where does the run start.
+
+    Returns:
+        (the checkpoint directory OUT.checkpoint, checkpoint state or None, its tensors or None)
+    Raises:
+        ModelError: ``out`` exists and is not empty (no ``force``); ``resume`` is not a readable
+            checkpoint, or one of another task.
+    """
+    from seqattn.models.checkpoint import read_checkpoint
+
+    out = Path(out)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
+        raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
+    state = tensors = None
+    if resume is not None:
+        state, tensors = read_checkpoint(resume)
+        if state["extra"].get("task") != task:
+            raise ModelError(f"{resume}: not a checkpoint of a {task} model")
+    return out.with_name(out.name + ".checkpoint"), state, tensors

@@ -297,3 +297,19 @@ def test_npz_features_in_a_damaged_archive(tmp_path, tiny_planetoid):
     (tmp_path / "g.tsv").write_text("0\t1\n1\t2\n")
     assert_one_line_error(seqattn("graph", tmp_path / "g.tsv", "--features", tmp_path / "f.npz"),
                           "f.npz", "not a readable NPZ file")
+
+
+def test_steady_heap_fixes_the_mmap_threshold_unless_told_not_to(monkeypatch):
+    """`seqattn tag` fixes glibc's mmap threshold so that RSS stays flat (benchmarks/bench_stream.py)."""
+    from seqattn.cli.common import DEFAULT_MMAP_THRESHOLD, steady_heap
+    from seqattn.errors import InputError
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("glibc only")
+    monkeypatch.delenv("SEQATTN_MMAP_THRESHOLD", raising=False)
+    assert steady_heap() == DEFAULT_MMAP_THRESHOLD
+    monkeypatch.setenv("SEQATTN_MMAP_THRESHOLD", "0")
+    assert steady_heap() is None
+    monkeypatch.setenv("SEQATTN_MMAP_THRESHOLD", "lots")
+    with pytest.raises(InputError, match="SEQATTN_MMAP_THRESHOLD"):
+        steady_heap()
