@@ -70,7 +70,19 @@ def _register_commands() -> None:
     speech.register(app, evaluate_app, train_app)
 
 
+EXIT_CODES = "Exit codes: 0 success, 1 a failure while running, 2 a usage or input error."
+
+
+def _add_exit_codes(typer_app: typer.Typer) -> None:
+    """Every command's --help ends with the exit codes (issue 7)."""
+    for info in typer_app.registered_commands:
+        info.epilog = info.epilog or EXIT_CODES
+    for group in typer_app.registered_groups:
+        _add_exit_codes(group.typer_instance)
+
+
 _register_commands()
+_add_exit_codes(app)
 
 
 # Characters that would end or garble the one line of an error (and terminal escapes from a file).

@@ -313,3 +313,12 @@ def test_steady_heap_fixes_the_mmap_threshold_unless_told_not_to(monkeypatch):
     monkeypatch.setenv("SEQATTN_MMAP_THRESHOLD", "lots")
     with pytest.raises(InputError, match="SEQATTN_MMAP_THRESHOLD"):
         steady_heap()
+
+
+@pytest.mark.parametrize("command", [["tag"], ["speech"], ["frames"], ["graph"], ["models"], ["evaluate", "tagger"],
+                                     ["evaluate", "speech"], ["evaluate", "graph"], ["train", "tagger"],
+                                     ["train", "speech"], ["train", "graph"], ["benchmark", "attention"]])
+def test_every_help_states_the_exit_codes(command):
+    proc = seqattn(*command, "--help")
+    assert proc.returncode == 0
+    assert b"Exit codes: 0 success, 1 a failure while running, 2 a usage or input error." in proc.stdout
