@@ -357,9 +357,13 @@ def read_gml(path: str | Path, known_nodes: list[str] | None = None) -> Graph:
 
 
 def _read_through_networkx(path: Path, kind: str, read, known_nodes: list[str] | None) -> Graph:
+    import warnings
+
     _open_text(path).close()  # a missing or unreadable file gets the usual message
     try:
-        g = read(path)
+        with warnings.catch_warnings():  # networkx warns about odd keys; the user sees errors, not chatter
+            warnings.simplefilter("ignore")
+            g = read(path)
     except Exception as err:  # noqa: BLE001 - networkx raises ParseError, NetworkXError, KeyError ...
         raise InputError(f"{path}: malformed {kind} ({_first_line(err)})") from None
     return _from_networkx(g, str(path), known_nodes)
