@@ -162,22 +162,11 @@ def read_graph_file(data: bytes, path: Path) -> None:
 
 
 def run_cli(args: list[str], stdin: bytes = b"") -> tuple[int, bytes, bytes]:
-    from seqattn.cli.main import run
+    """The CLI in-process, as a pipeline runs it (the test suite's runner): (exit code, stdout, stderr)."""
+    from tests.conftest import seqattn
 
-    out, err = io.BytesIO(), io.BytesIO()
-    saved = sys.stdin, sys.stdout, sys.stderr
-    sys.stdin = io.TextIOWrapper(io.BytesIO(stdin), encoding="utf-8")
-    sys.stdout = io.TextIOWrapper(out, encoding="utf-8", write_through=True)
-    sys.stderr = io.TextIOWrapper(err, encoding="utf-8", write_through=True)
-    try:
-        code = run(args)
-    finally:
-        for wrapper in (sys.stdout, sys.stderr):
-            wrapper.flush()
-        for wrapper in (sys.stdin, sys.stdout, sys.stderr):
-            wrapper.detach()
-        sys.stdin, sys.stdout, sys.stderr = saved
-    return code, out.getvalue(), err.getvalue()
+    proc = seqattn(*args, input=stdin)
+    return proc.returncode, proc.stdout, proc.stderr
 
 
 def cli_args(reader: str, path: Path) -> tuple[list[str], bool]:

@@ -221,3 +221,19 @@ def tiny_speech_dir(tone_manifests, tmp_path_factory) -> Path:
     finally:
         torch.set_num_threads(threads)
     return out
+
+
+# --------------------------------------------------------------------------- interrupted training
+
+
+class Killed(Exception):
+    """Stands for a kill -9 in the middle of training (the checkpoint on disk is all that is left)."""
+
+
+def kill_at(epoch: int):
+    """An ``on_epoch`` callback that 'kills' the run at the end of ``epoch``."""
+    def on_epoch(report):
+        if report.epoch == epoch:
+            raise Killed
+
+    return on_epoch

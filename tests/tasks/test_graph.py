@@ -12,7 +12,7 @@ from seqattn.readers.graph import read_planetoid
 from seqattn.tasks.graph import (
     NodeTrainSettings, consistency_loss, evaluate_node_classifier, load_node_classifier, train_node_classifier,
 )
-from tests.conftest import require_shared, tiny_node_classifier_config
+from tests.conftest import Killed, kill_at, require_shared, tiny_node_classifier_config
 
 
 def test_tiny_model_learns_the_tiny_graph(tiny_graph_model_dir, tiny_planetoid):
@@ -116,16 +116,9 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_planetoid, tm
     train_node_classifier(tiny_planetoid, tmp_path / "whole", settings, tiny_node_classifier_config(),
                           on_epoch=lambda r: whole.append((r.epoch, r.train_loss, r.val_loss)), checkpoint_every=10)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_15(report):
-        if report.epoch == 15:
-            raise Killed
-
     with pytest.raises(Killed):
         train_node_classifier(tiny_planetoid, tmp_path / "cut", settings, tiny_node_classifier_config(),
-                              on_epoch=kill_at_15, checkpoint_every=10)
+                              on_epoch=kill_at(15), checkpoint_every=10)
     checkpoint = tmp_path / "cut.checkpoint"
     assert json.loads((checkpoint / "checkpoint.json").read_text())["epoch"] == 10
     resumed = []

@@ -15,7 +15,7 @@ from seqattn.models.speech import SpeechModel
 from seqattn.tasks.speech import (SegmentBuilder, edit_distance, evaluate_speech, iter_chunk_outputs,
                                   load_speech_model, read_manifest, recognise)
 from seqattn.tasks.speech_training import TrainSettings, speech_span, train_speech
-from tests.conftest import make_tone_clips, tiny_speech_config, tone_clip
+from tests.conftest import Killed, kill_at, make_tone_clips, tiny_speech_config, tone_clip
 
 
 def random_model(window: int = 3, layers: int = 2, seed: int = 0) -> SpeechModel:
@@ -257,15 +257,8 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tone_manifests, tm
     settings = TrainSettings(epochs=3, sequences=4, max_frames=2000, warmup_steps=3)
     train_speech(rows, tmp_path / "whole", tiny_speech_config(), settings)  # no dev: the last epoch is kept
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first_epoch(report):
-        if report.epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, on_epoch=kill_after_first_epoch)
+        train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, on_epoch=kill_at(1))
     checkpoint = tmp_path / "cut.checkpoint"
     assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
     seen = []

@@ -9,7 +9,7 @@ from seqattn.errors import InputError, ModelError
 from seqattn.readers.conllu import read_conllu
 from seqattn.tasks.tagging import evaluate_tagger, iter_tagged, load_tagger, TrainSettings, train_tagger
 from seqattn.readers.text import TextItem
-from tests.conftest import tiny_tagger_config
+from tests.conftest import Killed, kill_at, tiny_tagger_config
 
 
 def test_tiny_tagger_learns_the_tiny_treebank(tiny_tagger_dir, tiny_treebank):
@@ -100,15 +100,8 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_treebank, tmp
     settings = TrainSettings(epochs=3, max_tokens=256, warmup_steps=5)
     train_tagger(*tiny_treebank, tmp_path / "whole", settings, tiny_tagger_config())
 
-    class Killed(Exception):
-        pass
-
-    def kill_after_first_epoch(report):
-        if report.epoch == 1:
-            raise Killed
-
     with pytest.raises(Killed):
-        train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(), on_epoch=kill_after_first_epoch)
+        train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(), on_epoch=kill_at(1))
     checkpoint = tmp_path / "cut.checkpoint"
     assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
     epochs_seen = []
