@@ -145,13 +145,17 @@ def dense_attention(
 
 
 def default_block_size(window: int) -> int:
-    """Query block size for the banded layout: about the window, within [16, 128].
+    """Query block size for the banded layout: 16 for w <= 16, else 32.
 
     Each block of B queries reads B + 2w keys, so the work is N (B + 2w) against the useful
-    N (2w + 1); B around w balances that waste against per-block overhead
-    (../shared/notes/truncated-attention-on-cpu.md).
+    N (2w + 1): small blocks waste less, but SDPA's CPU kernel works on tiles of 32 queries and
+    loses speed below that.  Measured with ``seqattn benchmark attention`` (fp32, 4 heads of 64,
+    2 threads) over N in {1024, ..., 65536} and w in {16, 64, 256}: B = 16-32 was best for
+    w = 16, 32 for w = 64 and 32-64 for w = 256, at every N (the old rule B = w, up to 128, was
+    up to 1.4x slower at w >= 64).  N only decides whether the banded layout is used at all:
+    sequences with N <= B + 2w take one full SDPA call (``fused_attention``).
     """
-    return int(min(128, max(16, window)))
+    return 16 if window <= 16 else 32
 
 
 def _blocks(x: Tensor, block: int, n_blocks: int) -> Tensor:
@@ -172,6 +176,39 @@ def _key_windows(x: Tensor, window: int, block: int, n_blocks: int) -> Tensor:
     pad_end = n_blocks * block - x.shape[2] + window
     padded = F.pad(x, (0, 0, window, pad_end))  # (B, H, n_blocks*block + 2w, D)
     return padded.unfold(2, span, block).transpose(-1, -2)
+
+
+class _BlockWindows(torch.autograd.Function):
+    """The key (or value) window of every query block as one contiguous batch, with a cheap backward.
+
+    Forward copies the overlapping windows once: row b of the result is x[b*block - w :
+    (b+1)*block + w] (zeros outside the sequence).  ``Tensor.unfold`` gives the same forward,
+    but its backward (``unfold_backward``) took a quarter of a training step at N = 16384;
+    here the backward adds the window gradients back with ceil(span / block) strided adds.
+
+    Shapes:
+        x: (B, H, N, D)  ->  (B * n_blocks, H, block + 2w, D)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, window: int, block: int, n_blocks: int) -> Tensor:
+        bsz, heads, n, dim = x.shape
+        ctx.shape, ctx.params = x.shape, (window, block, n_blocks)
+        windows = _key_windows(x, window, block, n_blocks)  # (B, H, nb, span, D), a view
+        return windows.transpose(1, 2).reshape(bsz * n_blocks, heads, block + 2 * window, dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        bsz, heads, n, dim = ctx.shape
+        window, block, n_blocks = ctx.params
+        span = block + 2 * window
+        chunks = -(-span // block)
+        grad = grad.view(bsz, n_blocks, heads, span, dim)
+        padded = grad.new_zeros(bsz, heads, n_blocks + chunks, block, dim)  # x padded by w in front
+        for j in range(chunks):  # window rows [j*block, (j+1)*block) come from block b + j
+            rows = min(block, span - j * block)
+            padded[:, :, j:j + n_blocks, :rows] += grad[:, :, :, j * block:j * block + rows].transpose(1, 2)
+        return padded.view(bsz, heads, -1, dim)[:, :, window:window + n], None, None, None
 
 
 def banded_attention(
@@ -299,8 +336,8 @@ def fused_attention(
         return x.transpose(1, 2).reshape(bsz * n_blocks, heads, x.shape[3], d_head)
 
     q_blocks = batch_of_blocks(_blocks(q, block, n_blocks))
-    k_windows = batch_of_blocks(_key_windows(k, window, block, n_blocks))
-    v_windows = batch_of_blocks(_key_windows(v, window, block, n_blocks))
+    k_windows = _BlockWindows.apply(k, window, block, n_blocks)  # (B * nb, H, span, Dh)
+    v_windows = _BlockWindows.apply(v, window, block, n_blocks)
     slot = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
     in_band = (slot >= 0) & (slot <= 2 * window)  # (block, span)
     key_valid = torch.ones(bsz, n, dtype=torch.bool, device=q.device)
@@ -314,7 +351,8 @@ def fused_attention(
         bias = relative_bias[:, slot.clamp(0, 2 * window)][None]  # (1, H, block, span)
     mask = _float_mask(allowed, bias).to(q.dtype)
     out = F.scaled_dot_product_attention(q_blocks, k_windows, v_windows, attn_mask=mask, dropout_p=dropout_p)
-    out = out * allowed.any(-1, keepdim=True).to(out.dtype)  # rows with no key: zeros, as the reference
+    if key_padding_mask is not None:  # rows with no key: zeros, as the reference
+        out = out * allowed.any(-1, keepdim=True).to(out.dtype)
     out = out.view(bsz, n_blocks, heads, block, d_head).transpose(1, 2)  # (B, H, nb, block, Dh)
     return out.reshape(bsz, heads, n_blocks * block, d_head)[:, :, :n]
 
