@@ -13,11 +13,17 @@ benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format j
 def attention_cli(
     length: List[int] = typer.Option([1024, 4096, 16384, 65536], "--length", "-n", help="Sequence lengths N."),
     window: List[int] = typer.Option([16, 64, 256], "--window", "-w", help="Attention half-widths w."),
-    impl: List[str] = typer.Option(["seqattn", "dense"], "--impl",
+    impl: List[str] = typer.Option(["seqattn", "dense", "flex"], "--impl",
                                    help="seqattn | dense (SDPA + band mask) | flex (compiled FlexAttention)."),
+    backward: bool = typer.Option(False, "--backward", help="Also time a training step (forward + backward)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
 ) -> None:
-    """Truncated attention forward: median ms, peak MB and share of the fp32 GEMM peak per (N, w)."""
+    """Truncated attention: median ms, peak MB and share of the fp32 GEMM peak per (N, w, impl).
+
+    Each measurement runs in a fresh child process; dense SDPA is skipped (and said so) where
+    its N x N scores would not fit, FlexAttention is compiled first (10-20 s per shape) and has
+    no CPU backward.
+    """
     import json
 
     from seqattn.bench.attention import IMPLS, benchmark
@@ -34,10 +40,12 @@ def attention_cli(
 
     def show(r):
         if out is not None:
-            detail = r.get("skipped") or f"{r['ms']:>9.2f} ms {r['peak_mb']:>8.1f} MB {r['gflops']:>7.1f} GFLOP/s"
-            out.print(f"N={r['length']:>6} w={r['window']:>4} {r['impl']:>8}: {detail}")
+            step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
+            detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
+                                          f" {100 * r['peak_fraction']:>3.0f}%")
+            out.print(f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}", soft_wrap=True)
 
-    report = benchmark(length, window, impl, show)
+    report = benchmark(length, window, impl, show, passes=(False, True) if backward else (False,))
     if fmt == "json":
         write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
     else:

@@ -24,3 +24,13 @@ def test_dense_is_skipped_where_it_cannot_fit_and_bad_impl_is_an_error():
     assert "skipped" in run_child("dense", 1 << 20, 16)
     proc = seqattn("benchmark", "attention", "--impl", "cuda-magic")
     assert proc.returncode == 2 and b"unknown --impl" in proc.stderr
+
+
+def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
+    from seqattn.bench.attention import benchmark
+
+    report = benchmark([128], [4], ["seqattn", "flex"], passes=(True,))
+    step, flex = report["results"]
+    assert step["impl"] == "seqattn" and step["pass"] == "forward+backward" and step["ms"] > 0
+    assert 0 < step["peak_fraction"]
+    assert flex["impl"] == "flex" and "no CPU backward" in flex["skipped"]
