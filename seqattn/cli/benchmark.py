@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -50,6 +51,34 @@ def attention_cli(
         write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
     else:
         out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s")
+
+
+@benchmark_app.command("speed")
+def speed_cli(
+    model: str = typer.Option(..., "--model", "-m", help="Shipped model name or model directory."),
+    data: Path = typer.Option(..., "--data", "-d", help="Tagger: CoNLL-U or text; speech: a clip or a "
+                              "manifest TSV; graph: what 'seqattn graph' reads."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes over the data (the median is reported)."),
+    precision: str = typer.Option("int8", "--precision", help="Taggers: int8 (as 'seqattn tag') | fp32."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+) -> None:
+    """End-to-end throughput of a model on real data (words/s, x real time, nodes/s), like spacy benchmark speed."""
+    import json
+
+    from seqattn.bench.speed import speed
+    from seqattn.cli.common import choose_format, write
+    from seqattn.models.precision import check_precision
+
+    fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_precision(precision)
+    result = speed(model, data, repeats, precision)
+    if fmt == "json":
+        write(json.dumps(result) + "\n")
+    else:
+        unit = "x real time" if result["unit"] == "audio_seconds" else f"{result['unit']}/s"
+        write(f"{result['model']} ({result['task']}, {result['precision']}, {result['threads']} threads) on "
+              f"{result['data']}: {result['per_second']:,.1f} {unit} (median of {len(result['runs'])} runs over "
+              f"{result['units']:,} {result['unit'].replace('_', ' ')}); loading took {result['load_seconds']} s\n")
 
 
 def register(app: typer.Typer) -> None:
