@@ -1,8 +1,9 @@
 """End-to-end tagging speed of the shipped en-upos on the EWT test words (gold tokens).
 
-Two numbers: the library (`LoadedTagger.predict`, model already loaded) and the command
-(`seqattn tag - --input-format tokens`, one sentence per line, start-up included), both in words
-per second; the median of 3 runs.
+Three numbers, in words per second: ``seqattn benchmark speed`` at int8 (what ``seqattn tag``
+runs) and at fp32 (model loaded, median of 5 passes; spaCy's ``spacy benchmark speed`` measures
+the same way), and the command ``seqattn tag FILE --input-format tokens`` (one sentence per
+line, start-up and model loading included), median of 3 runs.
 """
 
 import json
@@ -13,22 +14,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from seqattn.bench.speed import speed
 from seqattn.readers.conllu import read_conllu
-from seqattn.tasks.tagging import load_tagger
 
 TEST = Path(__file__).resolve().parents[2] / "shared" / "data" / "ud_english_ewt" / "en_ewt-ud-test.conllu"
 
 
 def main() -> dict:
+    result = {precision: speed("en-upos", TEST, repeats=5, precision=precision) for precision in ("int8", "fp32")}
     sentences = [s.words for s in read_conllu(TEST)]
     words = sum(map(len, sentences))
-    tagger = load_tagger("en-upos")
-    tagger.predict(sentences[:100])
-    library = []
-    for _ in range(3):
-        start = time.perf_counter()
-        tagger.predict(sentences)
-        library.append(time.perf_counter() - start)
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as handle:
         handle.write("".join(" ".join(s) + "\n" for s in sentences))
     command = []
@@ -37,9 +32,11 @@ def main() -> dict:
         subprocess.run([sys.executable, "-m", "seqattn", "tag", handle.name, "--input-format", "tokens"],
                        check=True, stdout=subprocess.DEVNULL)
         command.append(time.perf_counter() - start)
-    return {"words": words, "library_words_per_second": round(words / statistics.median(library)),
+    Path(handle.name).unlink()
+    return {"words": words, "int8_words_per_second": result["int8"]["per_second"],
+            "fp32_words_per_second": result["fp32"]["per_second"],
             "command_words_per_second": round(words / statistics.median(command)),
-            "command_seconds": round(statistics.median(command), 2)}
+            "command_seconds": round(statistics.median(command), 2), "threads": result["int8"]["threads"]}
 
 
 if __name__ == "__main__":

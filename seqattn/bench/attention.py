@@ -11,8 +11,14 @@ after building the inputs.  Implementations compared (forward, fp32, batch 1, H 
              needs a C compiler and 10-20 s per shape)
 
 Useful FLOPs of banded attention are 4 * N * (2w + 1) * Dh per head (QK^T and AV over the band,
-../shared/notes/truncated-attention-on-cpu.md); ``peak_fraction`` divides the achieved rate by the
-fp32 GEMM rate measured in the same run (a 2048^3 matmul).
+../shared/notes/truncated-attention-on-cpu.md); a training step (``backward=True``: forward, then
+backward of ``out.sum()``) counts three times that, the usual 1 + 2 convention.  ``peak_fraction``
+divides the achieved rate by the fp32 GEMM rate measured in the same run (a 2048^3 matmul).
+
+Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
+over 32 MiB go back to the OS on free and each call page-faults fresh memory, 2-3x slower at
+large N for every implementation alike (the notes' trap 1).  FlexAttention has no CPU backward
+in torch 2.13, so it is measured forward only.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ import subprocess
 import sys
 import time
 
-DENSE_LIMIT_BYTES = 4 << 30
+DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and said so)
 IMPLS = ("seqattn", "dense", "flex")
 
 
@@ -45,40 +51,66 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def keep_freed_memory() -> bool:
+    """Ask glibc's malloc never to return memory to the OS (M_MMAP_MAX 0, M_TRIM_THRESHOLD 2^31-1).
+
+    Returns False where that is not glibc (nothing is changed then).
+    """
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2**31 - 1))  # M_MMAP_MAX, M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        return False
+
+
 def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """fp32 matmul rate (GFLOP/s) of this process's torch threads: the machine's practical peak."""
+    """fp32 matmul rate (GFLOP/s) of this process's torch threads (or of the GPU, where torch sees
+    one): the machine's practical peak."""
     import torch
 
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
         a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
     return 2 * size**3 / min(times) / 1e9
 
 
-def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5) -> dict:
-    """Median forward time (ms) and extra peak RSS (MB) of one implementation, in this process.
+def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5,
+            backward: bool = False) -> dict:
+    """Median time (ms) and extra peak RSS (MB) of one implementation, in this process.
+
+    ``backward``: time a training step (forward, then backward of the output's sum) instead of
+    the forward alone.  Uses CUDA when torch sees a GPU (peak_mb is then CPU memory only).
 
     Raises:
-        ValueError: unknown impl.
+        ValueError: unknown impl, or flex with backward (no CPU backward in torch 2.13).
     """
     import torch
     import torch.nn.functional as F
 
     from seqattn.nn.attention import band_mask, fused_attention
 
+    if impl == "flex" and backward and not torch.cuda.is_available():
+        raise ValueError("FlexAttention has no CPU backward in torch 2.13")
+    device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
-    q, k, v = (torch.randn(1, heads, n, d_head) for _ in range(3))
+    q, k, v = (torch.randn(1, heads, n, d_head, device=device, requires_grad=backward) for _ in range(3))
     if impl == "seqattn":
-        def run():
+        def forward():
             return fused_attention(q, k, v, window=window)
     elif impl == "dense":
-        mask = torch.zeros(n, n).masked_fill(~band_mask(n, n, window), -1e9)
+        mask = torch.zeros(n, n, device=device).masked_fill(~band_mask(n, n, window, device), -1e9)
 
-        def run():
+        def forward():
             return F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
     elif impl == "flex":
         from torch.nn.attention.flex_attention import create_block_mask, flex_attention
@@ -86,61 +118,87 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
         def sliding(b, h, q_idx, kv_idx):
             return (q_idx - kv_idx).abs() <= window
 
-        block_mask = create_block_mask(sliding, None, None, n, n, device="cpu", _compile=True)
+        block_mask = create_block_mask(sliding, None, None, n, n, device=device, _compile=True)
         compiled = torch.compile(flex_attention, dynamic=False)
 
-        def run():
+        def forward():
             return compiled(q, k, v, block_mask=block_mask)
     else:
         raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS}")
-    with torch.inference_mode():
-        run()  # warm-up (and compilation for flex)
-        base = _rss_mb()
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            run()
-            times.append(time.perf_counter() - start)
+
+    def step():
+        if backward:
+            forward().sum().backward()
+        else:
+            with torch.inference_mode():
+                forward()
+        if device == "cuda":
+            torch.cuda.synchronize()
+
+    step()  # warm-up (and compilation for flex)
+    base = _rss_mb()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
     ms = statistics.median(times) * 1e3
-    gflops = useful_gflop(n, window, heads, d_head) / (ms / 1e3)
-    return {"length": n, "window": window, "impl": impl, "ms": round(ms, 2),
-            "peak_mb": round(max(0.0, _peak_rss_mb() - base), 1), "gflops": round(gflops, 1)}
+    gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
+    return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
+            "device": device, "ms": round(ms, 2), "peak_mb": round(max(0.0, _peak_rss_mb() - base), 1),
+            "gflops": round(gflops, 1)}
 
 
-def run_child(impl: str, n: int, window: int, timeout_s: float = 600) -> dict:
+def run_child(impl: str, n: int, window: int, timeout_s: float = 600, backward: bool = False) -> dict:
     """``measure`` in a fresh process; a skip or failure comes back as a dict with ``skipped``."""
-    if impl == "dense" and 4 * n * n * 4 > DENSE_LIMIT_BYTES:  # float mask + scores + weights
-        return {"length": n, "window": window, "impl": impl, "skipped": f"N x N scores need {4 * n * n * 4 / 2**30:.0f} GiB"}
+    head = {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward"}
+    # The float N x N mask plus SDPA's working memory: 1.33 GB measured at N = 16384 forward;
+    # a training step also keeps the scores for the backward.
+    need = 4 * n * n * (3.0 if backward else 1.5)
+    if impl == "dense" and need > DENSE_LIMIT_BYTES:
+        return {**head, "skipped": f"N x N mask and scores need about {need / 2**30:.0f} GiB"}
     try:
-        proc = subprocess.run([sys.executable, "-m", "seqattn.bench.attention", impl, str(n), str(window)],
-                              capture_output=True, text=True, timeout=timeout_s)
+        proc = subprocess.run([sys.executable, "-m", "seqattn.bench.attention", impl, str(n), str(window),
+                               "train" if backward else "forward"], capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired:
-        return {"length": n, "window": window, "impl": impl, "skipped": f"timed out after {timeout_s:.0f} s"}
+        return {**head, "skipped": f"timed out after {timeout_s:.0f} s"}
     if proc.returncode != 0:
         last = (proc.stderr.strip().splitlines() or ["failed"])[-1]
-        return {"length": n, "window": window, "impl": impl, "skipped": last[:200]}
+        return {**head, "skipped": last[:200]}
     return json.loads(proc.stdout)
 
 
-def benchmark(lengths: list[int], windows: list[int], impls: list[str], on_result=None) -> dict:
-    """Measure every (N, w, impl) and the GEMM peak; returns {"gemm_gflops", "results": [...]}.
+def benchmark(lengths: list[int], windows: list[int], impls: list[str], on_result=None,
+              passes: tuple[bool, ...] = (False,)) -> dict:
+    """Measure every (N, w, impl, pass) and the GEMM peak; returns {"gemm_gflops", "results": [...]}.
 
-    Each result has length, window, impl, ms, peak_mb, gflops, peak_fraction (or ``skipped``).
+    ``passes``: False for the forward, True for a training step (forward + backward).
+    Each result has length, window, impl, pass, ms, peak_mb, gflops, peak_fraction (or ``skipped``).
     """
+    import torch
+
+    keep_freed_memory()
     peak = gemm_gflops()
+    flex_backward = torch.cuda.is_available()
     results = []
-    for n in lengths:
-        for window in windows:
-            for impl in impls:
-                result = run_child(impl, n, window)
-                if "gflops" in result:
-                    result["peak_fraction"] = round(result["gflops"] / peak, 3)
-                results.append(result)
-                if on_result:
-                    on_result(result)
+    for backward in passes:
+        for n in lengths:
+            for window in windows:
+                for impl in impls:
+                    if impl == "flex" and backward and not flex_backward:
+                        result = {"length": n, "window": window, "impl": impl, "pass": "forward+backward",
+                                  "skipped": "FlexAttention has no CPU backward in torch 2.13"}
+                    else:
+                        result = run_child(impl, n, window, backward=backward)
+                    if "gflops" in result:
+                        result["peak_fraction"] = round(result["gflops"] / peak, 3)
+                    results.append(result)
+                    if on_result:
+                        on_result(result)
     return {"gemm_gflops": round(peak, 1), "results": results}
 
 
 if __name__ == "__main__":
+    keep_freed_memory()
     impl, n, window = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
-    print(json.dumps(measure(impl, n, window)))
+    print(json.dumps(measure(impl, n, window, backward=sys.argv[4:5] == ["train"])))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import List, Optional
 
 import typer
@@ -13,11 +14,17 @@ benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format j
 def attention_cli(
     length: List[int] = typer.Option([1024, 4096, 16384, 65536], "--length", "-n", help="Sequence lengths N."),
     window: List[int] = typer.Option([16, 64, 256], "--window", "-w", help="Attention half-widths w."),
-    impl: List[str] = typer.Option(["seqattn", "dense"], "--impl",
+    impl: List[str] = typer.Option(["seqattn", "dense", "flex"], "--impl",
                                    help="seqattn | dense (SDPA + band mask) | flex (compiled FlexAttention)."),
+    backward: bool = typer.Option(False, "--backward", help="Also time a training step (forward + backward)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
 ) -> None:
-    """Truncated attention forward: median ms, peak MB and share of the fp32 GEMM peak per (N, w)."""
+    """Truncated attention: median ms, peak MB and share of the fp32 GEMM peak per (N, w, impl).
+
+    Each measurement runs in a fresh child process; dense SDPA is skipped (and said so) where
+    its N x N scores would not fit, FlexAttention is compiled first (10-20 s per shape) and has
+    no CPU backward.
+    """
     import json
 
     from seqattn.bench.attention import IMPLS, benchmark
@@ -34,14 +41,44 @@ def attention_cli(
 
     def show(r):
         if out is not None:
-            detail = r.get("skipped") or f"{r['ms']:>9.2f} ms {r['peak_mb']:>8.1f} MB {r['gflops']:>7.1f} GFLOP/s"
-            out.print(f"N={r['length']:>6} w={r['window']:>4} {r['impl']:>8}: {detail}")
+            step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
+            detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
+                                          f" {100 * r['peak_fraction']:>3.0f}%")
+            out.print(f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}", soft_wrap=True)
 
-    report = benchmark(length, window, impl, show)
+    report = benchmark(length, window, impl, show, passes=(False, True) if backward else (False,))
     if fmt == "json":
         write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
     else:
         out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s")
+
+
+@benchmark_app.command("speed")
+def speed_cli(
+    model: str = typer.Option(..., "--model", "-m", help="Shipped model name or model directory."),
+    data: Path = typer.Option(..., "--data", "-d", help="Tagger: CoNLL-U or text; speech: a clip or a "
+                              "manifest TSV; graph: what 'seqattn graph' reads."),
+    repeats: int = typer.Option(3, "--repeats", help="Timed passes over the data (the median is reported)."),
+    precision: str = typer.Option("int8", "--precision", help="Taggers: int8 (as 'seqattn tag') | fp32."),
+    format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+) -> None:
+    """End-to-end throughput of a model on real data (words/s, x real time, nodes/s), like spacy benchmark speed."""
+    import json
+
+    from seqattn.bench.speed import speed
+    from seqattn.cli.common import choose_format, write
+    from seqattn.models.precision import check_precision
+
+    fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_precision(precision)
+    result = speed(model, data, repeats, precision)
+    if fmt == "json":
+        write(json.dumps(result) + "\n")
+    else:
+        unit = "x real time" if result["unit"] == "audio_seconds" else f"{result['unit']}/s"
+        write(f"{result['model']} ({result['task']}, {result['precision']}, {result['threads']} threads) on "
+              f"{result['data']}: {result['per_second']:,.1f} {unit} (median of {len(result['runs'])} runs over "
+              f"{result['units']:,} {result['unit'].replace('_', ' ')}); loading took {result['load_seconds']} s\n")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+PRECISION_HELP = "int8 (Linear layers quantised, faster; accuracy in the model card) | fp32 (as trained)"
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: word<TAB>UPOS) | conllu | jsonl"
 
 
@@ -22,6 +23,7 @@ def tag_cli(
     layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
     head: Optional[int] = typer.Option(None, "--head", help="Head to show (0-based); default: mean over heads.",
                                        show_default=False),
+    precision: str = typer.Option("int8", "--precision", help=PRECISION_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Tag each word with its UPOS part of speech (shipped English model: en-upos)."""
@@ -32,7 +34,10 @@ def tag_cli(
     from seqattn.readers.text import INPUT_FORMATS, iter_items, open_text
     from seqattn.render import tags as render
 
+    from seqattn.models.precision import check_precision
+
     fmt = choose_format(format)
+    check_precision(precision)
     if input_format not in INPUT_FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
     if attention and fmt not in ("pretty", "jsonl"):
@@ -47,7 +52,7 @@ def tag_cli(
 
     steady_heap()  # flat memory however long the input (see its docstring)
     with open_text(file) as lines:  # first, so a missing file is reported before the model loads
-        tagger = load_tagger(model)
+        tagger = load_tagger(model, precision)
         n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads
         if not -n_layers <= layer < n_layers:
             raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
@@ -106,6 +111,7 @@ def evaluate_tagger_cli(
     data: Path = typer.Option(..., "--data", "-d", help="CoNLL-U file with gold UPOS."),
     model: str = typer.Option("en-upos", "--model", "-m", help="Shipped model name or model directory."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+    precision: str = typer.Option("int8", "--precision", help=PRECISION_HELP),
 ) -> None:
     """UPOS accuracy of a tagger on a CoNLL-U file's own (gold) tokens."""
     import json
@@ -119,8 +125,8 @@ def evaluate_tagger_cli(
     sentences = read_conllu(data)
     if not any(s.upos for s in sentences):
         raise InputError(f"{data}: no sentence with gold UPOS (an empty file, or only '_' in the UPOS column)")
-    tagger = load_tagger(model)
-    result = {"data": str(data), "model": model, **evaluate_tagger(tagger, sentences)}
+    tagger = load_tagger(model, precision)
+    result = {"data": str(data), "model": model, "precision": precision, **evaluate_tagger(tagger, sentences)}
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:

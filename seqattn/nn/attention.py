@@ -145,13 +145,17 @@ def dense_attention(
 
 
 def default_block_size(window: int) -> int:
-    """Query block size for the banded layout: about the window, within [16, 128].
+    """Query block size for the banded layout: 16 for w <= 16, else 32.
 
     Each block of B queries reads B + 2w keys, so the work is N (B + 2w) against the useful
-    N (2w + 1); B around w balances that waste against per-block overhead
-    (../shared/notes/truncated-attention-on-cpu.md).
+    N (2w + 1): small blocks waste less, but SDPA's CPU kernel works on tiles of 32 queries and
+    loses speed below that.  Measured with ``seqattn benchmark attention`` (fp32, 4 heads of 64,
+    2 threads) over N in {1024, ..., 65536} and w in {16, 64, 256}: B = 16-32 was best for
+    w = 16, 32 for w = 64 and 32-64 for w = 256, at every N (the old rule B = w, up to 128, was
+    up to 1.4x slower at w >= 64).  N only decides whether the banded layout is used at all:
+    sequences with N <= B + 2w take one full SDPA call (``fused_attention``).
     """
-    return int(min(128, max(16, window)))
+    return 16 if window <= 16 else 32
 
 
 def _blocks(x: Tensor, block: int, n_blocks: int) -> Tensor:
@@ -172,6 +176,50 @@ def _key_windows(x: Tensor, window: int, block: int, n_blocks: int) -> Tensor:
     pad_end = n_blocks * block - x.shape[2] + window
     padded = F.pad(x, (0, 0, window, pad_end))  # (B, H, n_blocks*block + 2w, D)
     return padded.unfold(2, span, block).transpose(-1, -2)
+
+
+class _BlockWindows(torch.autograd.Function):
+    """The key (or value) window of every query block as one contiguous batch, with a cheap backward.
+
+    Forward copies the overlapping windows once: row b of the result is x[b*block - w :
+    (b+1)*block + w] (zeros outside the sequence).  It works on the sequence-major view
+    (B, N, H, D), where the projections of ``MultiHeadSelfAttention`` are nearly contiguous, so
+    the padding copy moves whole rows of H * D numbers.  ``Tensor.unfold``'s own backward
+    (``unfold_backward``) took a quarter of a training step at N = 16384; here the backward adds
+    the window gradients back with ceil(span / block) strided adds.
+
+    Shapes:
+        x: (B, H, N, D)  ->  (B * n_blocks, H, block + 2w, D)
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, window: int, block: int, n_blocks: int) -> Tensor:
+        bsz, heads, n, dim = x.shape
+        ctx.shape, ctx.params = x.shape, (window, block, n_blocks)
+        span = block + 2 * window
+        padded = F.pad(x.transpose(1, 2), (0, 0, 0, 0, window, n_blocks * block - n + window))  # (B, N', H, D)
+        windows = padded.unfold(1, span, block)  # (B, nb, H, D, span), a view
+        return windows.permute(0, 1, 2, 4, 3).reshape(bsz * n_blocks, heads, span, dim)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        bsz, heads, n, dim = ctx.shape
+        window, block, n_blocks = ctx.params
+        span = block + 2 * window
+        chunks = -(-span // block)
+        grad = grad.view(bsz, n_blocks, heads, span, dim)
+        padded = grad.new_zeros(bsz, n_blocks + chunks, block, heads, dim)  # x padded by w in front, blocked
+        for j in range(chunks):  # window rows [j*block, (j+1)*block) come from block b + j
+            rows = min(block, span - j * block)
+            padded[:, j:j + n_blocks, :rows] += grad[:, :, :, j * block:j * block + rows].transpose(2, 3)
+        return padded.view(bsz, -1, heads, dim)[:, window:window + n].transpose(1, 2), None, None, None
+
+
+def _query_blocks(q: Tensor, block: int, n_blocks: int) -> Tensor:
+    """(B, H, N, D) -> (B * n_blocks, H, block, D), zero-padded at the end (through the (B, N, H, D) view)."""
+    bsz, heads, n, dim = q.shape
+    padded = F.pad(q.transpose(1, 2), (0, 0, 0, 0, 0, n_blocks * block - n))  # (B, nb * block, H, D)
+    return padded.view(bsz, n_blocks, block, heads, dim).transpose(2, 3).reshape(bsz * n_blocks, heads, block, dim)
 
 
 def banded_attention(
@@ -295,12 +343,9 @@ def fused_attention(
     # Blocks become the batch of one SDPA call: (B * nb, H, block, Dh) queries against contiguous
     # (B * nb, H, span, Dh) key/value windows.  SDPA's fused CPU kernel takes this layout; the
     # overlapping 5-D views would send it to the slow math path (../shared/notes, trap 3).
-    def batch_of_blocks(x: Tensor) -> Tensor:  # (B, H, nb, L, Dh) -> (B * nb, H, L, Dh)
-        return x.transpose(1, 2).reshape(bsz * n_blocks, heads, x.shape[3], d_head)
-
-    q_blocks = batch_of_blocks(_blocks(q, block, n_blocks))
-    k_windows = batch_of_blocks(_key_windows(k, window, block, n_blocks))
-    v_windows = batch_of_blocks(_key_windows(v, window, block, n_blocks))
+    q_blocks = _query_blocks(q, block, n_blocks)  # (B * nb, H, block, Dh)
+    k_windows = _BlockWindows.apply(k, window, block, n_blocks)  # (B * nb, H, span, Dh)
+    v_windows = _BlockWindows.apply(v, window, block, n_blocks)
     slot = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]
     in_band = (slot >= 0) & (slot <= 2 * window)  # (block, span)
     key_valid = torch.ones(bsz, n, dtype=torch.bool, device=q.device)
@@ -314,9 +359,11 @@ def fused_attention(
         bias = relative_bias[:, slot.clamp(0, 2 * window)][None]  # (1, H, block, span)
     mask = _float_mask(allowed, bias).to(q.dtype)
     out = F.scaled_dot_product_attention(q_blocks, k_windows, v_windows, attn_mask=mask, dropout_p=dropout_p)
-    out = out * allowed.any(-1, keepdim=True).to(out.dtype)  # rows with no key: zeros, as the reference
-    out = out.view(bsz, n_blocks, heads, block, d_head).transpose(1, 2)  # (B, H, nb, block, Dh)
-    return out.reshape(bsz, heads, n_blocks * block, d_head)[:, :, :n]
+    if key_padding_mask is not None:  # rows with no key: zeros, as the reference
+        out = out * allowed.any(-1, keepdim=True).to(out.dtype)
+    out = out.view(bsz, n_blocks, heads, block, d_head).transpose(2, 3)  # (B, nb, block, H, Dh)
+    # Sequence-major, so that the caller's (B, N, H * Dh) view of the heads needs no copy.
+    return out.reshape(bsz, n_blocks * block, heads, d_head)[:, :n].transpose(1, 2)  # (B, H, N, Dh)
 
 
 def dense_to_band(weights: Tensor, window: int) -> Tensor:

@@ -19,6 +19,7 @@ import torch
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model_dir, write_model_dir
+from seqattn.models.precision import for_inference
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
@@ -85,11 +86,14 @@ class LoadedTagger:
         return results  # type: ignore[return-value]
 
 
-def load_tagger(name_or_path: str | Path = "en-upos") -> LoadedTagger:
+def load_tagger(name_or_path: str | Path = "en-upos", precision: str = "fp32") -> LoadedTagger:
     """Load a shipped tagger by name or a trained one from its directory.
 
+    Args:
+        precision: "fp32" (as trained) or "int8" (Linear layers quantised; seqattn.models.precision).
     Raises:
         ModelError: missing, incomplete, damaged or non-tagger model directory.
+        InputError: an unknown precision.
     """
     path, meta, tensors = read_model_dir(name_or_path, TASK)
     if not (path / SUBWORDS).is_file():
@@ -100,7 +104,7 @@ def load_tagger(name_or_path: str | Path = "en-upos") -> LoadedTagger:
         model.load_state_dict(tensors)
     except (KeyError, TypeError, ValueError, RuntimeError) as err:
         raise ModelError(f"{path}: config and weights do not match a tagger ({str(err).splitlines()[0]})") from None
-    return LoadedTagger(model, Featurizer(cfg, SubwordModel(path / SUBWORDS)), meta, path)
+    return LoadedTagger(for_inference(model, precision), Featurizer(cfg, SubwordModel(path / SUBWORDS)), meta, path)
 
 
 # --------------------------------------------------------------------------- evaluation

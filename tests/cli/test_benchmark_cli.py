@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from tests.conftest import seqattn
 
 
@@ -24,3 +26,51 @@ def test_dense_is_skipped_where_it_cannot_fit_and_bad_impl_is_an_error():
     assert "skipped" in run_child("dense", 1 << 20, 16)
     proc = seqattn("benchmark", "attention", "--impl", "cuda-magic")
     assert proc.returncode == 2 and b"unknown --impl" in proc.stderr
+
+
+def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
+    from seqattn.bench.attention import benchmark
+
+    report = benchmark([128], [4], ["seqattn", "flex"], passes=(True,))
+    step, flex = report["results"]
+    assert step["impl"] == "seqattn" and step["pass"] == "forward+backward" and step["ms"] > 0
+    assert 0 < step["peak_fraction"]
+    assert flex["impl"] == "flex" and "no CPU backward" in flex["skipped"]
+
+
+def test_speed_of_a_tagger_on_conllu_and_on_text(tiny_treebank, tiny_tagger_dir, tmp_path):
+    train, _ = tiny_treebank
+    proc = seqattn("benchmark", "speed", "--model", str(tiny_tagger_dir), "--data", str(train), "--repeats", "2",
+                   "--format", "json")
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    from seqattn.readers.conllu import read_conllu
+
+    assert result["task"] == "tagger" and result["unit"] == "words" and result["precision"] == "int8"
+    assert result["units"] == sum(len(s.words) for s in read_conllu(train))
+    assert len(result["runs"]) == 2 and result["per_second"] > 0
+    text = tmp_path / "t.txt"
+    text.write_text("The cat sat .\n\nA dog ran !\n", encoding="utf-8")
+    result = json.loads(seqattn("benchmark", "speed", "-m", str(tiny_tagger_dir), "-d", str(text), "--repeats", "1",
+                                "--precision", "fp32").stdout)
+    assert result["units"] == 8 and result["precision"] == "fp32"
+
+
+def test_speed_of_speech_and_graph_models(tiny_speech_dir, tone_manifests, tiny_graph_model_dir, tiny_planetoid):
+    result = json.loads(seqattn("benchmark", "speed", "-m", str(tiny_speech_dir), "-d", str(tone_manifests[1]),
+                                "--repeats", "1").stdout)
+    assert result["task"] == "speech" and result["unit"] == "audio_seconds" and result["units"] > 0
+    result = json.loads(seqattn("benchmark", "speed", "-m", str(tiny_graph_model_dir), "-d", str(tiny_planetoid),
+                                "--repeats", "1").stdout)
+    assert result["task"] == "graph" and result["units"] == 60
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-m", "no-such-model", "-d", "README.md"], b"not a shipped model"),
+    (["-m", "en-upos", "-d", "no-such-file.conllu"], b"no such file"),
+    (["-m", "en-upos", "-d", "README.md", "--repeats", "0"], b"--repeats"),
+    (["-m", "en-upos", "-d", "README.md", "--precision", "fp8"], b"--precision"),
+])
+def test_speed_errors_are_one_line_with_exit_2(args, message):
+    proc = seqattn("benchmark", "speed", *args)
+    assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count(b"\n") == 1

@@ -74,3 +74,17 @@ def test_models_command_shows_the_window():
     assert models["en-upos"]["window"] == registry()["en-upos"]["window"]
     proc = seqattn("models", "--format", "tsv")
     assert "en-upos\ttagger\t|i-j| <= 8\t" in proc.stdout.decode()
+
+
+def test_int8_inference_keeps_the_accuracy_bar():
+    """`seqattn tag` runs en-upos with int8 Linear layers by default: re-measured, not assumed."""
+    from seqattn.readers.conllu import read_conllu
+
+    test = read_conllu(require_shared("ud_english_ewt", "en_ewt-ud-test.conllu"))
+    result = evaluate_tagger(load_tagger("en-upos", precision="int8"), test)
+    assert result["upos_accuracy"] >= 0.95
+
+
+def test_unknown_precision_is_a_usage_error_before_anything_loads():
+    proc = seqattn("tag", "-", "--precision", "fp8", input=b"Hello .\n")
+    assert proc.returncode == 2 and proc.stderr.decode().count("\n") == 1 and b"--precision" in proc.stderr
