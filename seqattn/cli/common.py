@@ -121,7 +121,7 @@ def stdin_as_file(suffix: str = "") -> Iterator:
             raise type(err)(str(err).replace(str(path), STDIN_NAME)) from None
 
 
-DEFAULT_MMAP_THRESHOLD = 4 << 20  # bytes; see steady_heap
+DEFAULT_MMAP_THRESHOLD = 1 << 20  # bytes; see steady_heap
 
 
 def steady_heap() -> int | None:
@@ -129,12 +129,13 @@ def steady_heap() -> int | None:
 
     glibc raises its mmap threshold each time a large block is freed (up to 32 MB), so the
     activations of later batches come from the heap, and batches of ever-changing shapes
-    fragment it: `seqattn tag` on generated text grew from 340 MB to 680 MB of RSS over 1.4
-    million words.  With the threshold fixed at 4 MiB, blocks above it go back to the system
-    when freed and RSS stays flat (~390 MB) whatever the input size (benchmarks/bench_stream.py);
-    the price is page faults, measured at about a third more CPU time per word on a loaded
-    2-core machine.  ``SEQATTN_MMAP_THRESHOLD`` (bytes) overrides the threshold; 0 leaves glibc's
-    own behaviour.  Not glibc (macOS, musl): nothing to do.
+    fragment it: `seqattn tag` (int8) on generated text grew from 470 MB to 880 MB of RSS over
+    a million words, and kept growing.  With the threshold fixed at 1 MiB, blocks above it go
+    back to the system when freed and RSS stays flat (~300-350 MB) whatever the input size
+    (benchmarks/bench_stream.py).  The price is page faults: on a loaded 2-core machine about
+    half the words per second (8,200 against 16,600; 4 MiB gave 11,200 but still grew).
+    ``SEQATTN_MMAP_THRESHOLD`` (bytes) overrides the threshold; 0 leaves glibc's own behaviour.
+    Not glibc (macOS, musl): nothing to do.
 
     Returns:
         the threshold set, or None when nothing was changed.
