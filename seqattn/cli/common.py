@@ -121,39 +121,27 @@ def stdin_as_file(suffix: str = "") -> Iterator:
             raise type(err)(str(err).replace(str(path), STDIN_NAME)) from None
 
 
-DEFAULT_MMAP_THRESHOLD = 1 << 20  # bytes; see steady_heap
 
 
-def steady_heap() -> int | None:
-    """Keep a long-running process's memory flat: fix glibc's mmap threshold (M_MMAP_THRESHOLD).
+TRIM_EVERY_WORDS = 2000  # seqattn tag calls trim_heap after this many words
 
-    glibc raises its mmap threshold each time a large block is freed (up to 32 MB), so the
-    activations of later batches come from the heap, and batches of ever-changing shapes
-    fragment it: `seqattn tag` (int8) on generated text grew from 470 MB to 880 MB of RSS over
-    a million words, and kept growing.  With the threshold fixed at 1 MiB, blocks above it go
-    back to the system when freed and RSS stays flat (~300-350 MB) whatever the input size
-    (benchmarks/bench_stream.py).  The price is page faults: on a loaded 2-core machine about
-    half the words per second (8,200 against 16,600; 4 MiB gave 11,200 but still grew).
-    ``SEQATTN_MMAP_THRESHOLD`` (bytes) overrides the threshold; 0 leaves glibc's own behaviour.
-    Not glibc (macOS, musl): nothing to do.
 
-    Returns:
-        the threshold set, or None when nothing was changed.
+def trim_heap() -> bool:
+    """Hand the heap's free pages back to the system (glibc ``malloc_trim(0)``).
+
+    Why: glibc raises its mmap threshold each time a large block is freed, so the activations of
+    later batches come from the heap, and batches of ever-changing shapes fragment it:
+    `seqattn tag` on generated text grew from 380 MB to 675 MB of RSS over 2 MB of text (480,000
+    words) and kept rising.  Trimming every ``TRIM_EVERY_WORDS`` words kept it level, 280-380 MB
+    with a peak of 441 MB (benchmarks/bench_stream.py); fixing the mmap threshold instead
+    (M_MMAP_THRESHOLD 1 MiB) also kept it level but halved the words per second.
+    Returns True if memory went back to the system; False where there was none to give back, or
+    where the C library is not glibc.
     """
     import ctypes
     import ctypes.util
 
-    value = os.environ.get("SEQATTN_MMAP_THRESHOLD", "").strip()
     try:
-        threshold = int(value) if value else DEFAULT_MMAP_THRESHOLD
-    except ValueError:
-        raise InputError(f"SEQATTN_MMAP_THRESHOLD must be a number of bytes, got {value!r}") from None
-    if threshold <= 0:
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        mallopt = libc.mallopt
+        return bool(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0))
     except (OSError, AttributeError):
-        return None
-    M_MMAP_THRESHOLD = -3
-    return threshold if mallopt(M_MMAP_THRESHOLD, threshold) == 1 else None
+        return False

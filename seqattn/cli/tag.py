@@ -47,10 +47,9 @@ def tag_cli(
             raise InputError("no input: give a FILE, or '-' and pipe text into seqattn tag")
         file = "-"
 
-    from seqattn.cli.common import steady_heap
+    from seqattn.cli.common import TRIM_EVERY_WORDS, trim_heap
     from seqattn.tasks.tagging import iter_tagged, load_tagger
 
-    steady_heap()  # flat memory however long the input (see its docstring)
     with open_text(file) as lines:  # first, so a missing file is reported before the model loads
         tagger = load_tagger(model, precision)
         n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads
@@ -61,6 +60,7 @@ def tag_cli(
         out = console() if fmt == "pretty" else None
         items = iter_items(lines, input_format)
         new_paragraph = False
+        since_trim = 0  # words since the heap was last trimmed: flat memory however long the input
         for item, result in iter_tagged(tagger, items, with_attention=attention, flush_when=lines.would_block):
             if result is None:  # an empty input line: keep it, so outputs line up with inputs
                 new_paragraph = True
@@ -71,6 +71,10 @@ def tag_cli(
                 elif fmt == "jsonl":
                     write(render.jsonl([], [], []))
                 continue
+            since_trim += len(result.words)
+            if since_trim >= TRIM_EVERY_WORDS:
+                trim_heap()
+                since_trim = 0
             weights = _attention_matrix(result.attention, layer, head, tagger.window) if attention else None
             if fmt == "pretty":
                 out.print(render.pretty(result.words, result.tags))
