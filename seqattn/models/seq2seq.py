@@ -94,13 +94,14 @@ class FrameFrontEnd(nn.Module):
         self.proj = nn.Linear(size, d_model)
 
     def forward(self, frames: Tensor, padding: Tensor) -> tuple[Tensor, Tensor]:
-        x = frames.masked_fill(padding[..., None], 0.0)
-        x = self.convs(x.transpose(1, 2)).transpose(1, 2)  # (B, N', d)
+        x = frames.masked_fill(padding[..., None], 0.0).transpose(1, 2)  # (B, D, N)
         lengths = (~padding).sum(1)
-        for _ in range(int(math.log2(self.stride))):
+        for k in range(0, len(self.convs), 2):  # conv, GELU; zero the padding so it never leaks in
+            x = self.convs[k + 1](self.convs[k](x))
             lengths = (lengths + 1) // 2  # output length of a stride-2, padding-1, kernel-3 conv
-        new_padding = torch.arange(x.shape[1], device=x.device)[None, :] >= lengths[:, None]
-        return self.proj(x), new_padding
+            padding = torch.arange(x.shape[2], device=x.device)[None, :] >= lengths[:, None]
+            x = x.masked_fill(padding[:, None, :], 0.0)
+        return self.proj(x.transpose(1, 2)), padding  # (B, N', d)
 
 
 class Seq2Seq(nn.Module):
