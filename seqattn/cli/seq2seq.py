@@ -160,6 +160,8 @@ def train_seq2seq_cli(
     lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (linear warm-up, then cosine decay to 0 at the last epoch)."),
     warmup: int = typer.Option(1000, "--warmup", help="Warm-up steps."),
     label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="Label smoothing of the loss."),
+    ctc_weight: float = typer.Option(0.0, "--ctc-weight", help="Weight w of a CTC loss on the encoder (joint "
+                                     "CTC-attention; helps frames models learn the alignment): (1-w) CE + w CTC."),
     time_masks: int = typer.Option(0, "--time-masks", help="SpecAugment time masks per utterance (frames)."),
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, batch order, dropout)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
@@ -183,6 +185,8 @@ def train_seq2seq_cli(
         raise InputError(f"--source is one of {', '.join(SYMBOL_KINDS)}; --target one of {', '.join(SYMBOL_KINDS)}")
     if stride not in (1, 2, 4):
         raise InputError(f"--stride must be 1, 2 or 4, got {stride}")
+    if not 0 <= ctc_weight < 1:
+        raise InputError(f"--ctc-weight must be in [0, 1), got {ctc_weight}")
     if window is not None and window < 0:
         raise InputError(f"--window must be >= 0, got {window}")
     from seqattn.models.seq2seq import Seq2SeqConfig
@@ -197,7 +201,7 @@ def train_seq2seq_cli(
         raise InputError("--train and --dev must both be pairs files or both frames .npz")
     ff = d_ff or 4 * d_model
     config = Seq2SeqConfig(
-        source="frames" if frames else source, target=target, frame_stride=stride,
+        source="frames" if frames else source, target=target, frame_stride=stride, ctc_weight=ctc_weight,
         frame_dim=train_pairs[0].source.shape[1] if frames else 13,
         encoder=EncoderConfig(d_model=d_model, n_heads=heads, n_layers=layers, d_ff=ff, dropout=dropout,
                               attention_dropout=dropout, window=window),

@@ -16,8 +16,10 @@ import math
 from dataclasses import asdict, dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqattn.heads.ctc import CTCHead
 from seqattn.nn.decoder import Decoder, DecoderConfig
 from seqattn.nn.encoder import Encoder, EncoderConfig
 
@@ -48,6 +50,7 @@ class Seq2SeqConfig:
     frame_dim: int = 13  # values per input frame (frames only)
     frame_deltas: bool = True  # per-utterance CMVN, then append deltas and delta-deltas (3 x frame_dim inputs)
     frame_stride: int = 4  # frames per encoder step: two stride-2 convolutions (frames only; 1, 2 or 4)
+    ctc_weight: float = 0.0  # joint CTC-attention training (Kim et al. 2017): weight of a CTC loss on the encoder
     max_output_ratio: float = 3.0  # decoding stops after ratio * source symbols + 10 outputs
 
     def __post_init__(self) -> None:
@@ -125,6 +128,8 @@ class Seq2Seq(nn.Module):
             self.source_embed = nn.Embedding(len(cfg.source_symbols), d, padding_idx=PAD)
         self.encoder = Encoder(cfg.encoder)
         self.decoder = Decoder(cfg.decoder, len(cfg.target_symbols))
+        if cfg.ctc_weight > 0:  # PAD (id 0) doubles as the CTC blank: targets never contain it
+            self.ctc = CTCHead(d, len(cfg.target_symbols) - 1)
 
     def encode(self, source: Tensor, source_padding: Tensor) -> tuple[Tensor, Tensor]:
         """Encoder output and its padding mask (shorter than the input for strided frames).
@@ -142,3 +147,20 @@ class Seq2Seq(nn.Module):
                 target_padding: Tensor | None = None) -> tuple[Tensor, Tensor]:
         memory, memory_padding = self.encode(source, source_padding)
         return self.decoder(targets, memory, memory_padding, target_padding)
+
+    def loss(self, batch: dict, label_smoothing: float = 0.0) -> Tensor:
+        """Teacher-forced cross-entropy of the next symbol (PAD ignored), plus the CTC loss when
+        ``cfg.ctc_weight`` > 0: (1 - w) CE + w CTC.
+
+        Args:
+            batch: ``source``, ``source_padding``, ``target_in`` (BOS + ids), ``target_out`` (ids + EOS).
+        """
+        memory, memory_padding = self.encode(batch["source"], batch["source_padding"])
+        logits, _ = self.decoder(batch["target_in"], memory, memory_padding, batch["target_in"] == PAD)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["target_out"].reshape(-1),
+                               ignore_index=PAD, label_smoothing=label_smoothing)
+        if self.cfg.ctc_weight <= 0:
+            return loss
+        targets = [[t for t in row if t not in (PAD, EOS)] for row in batch["target_out"].tolist()]
+        ctc = CTCHead.loss(self.ctc(memory), (~memory_padding).sum(1), targets)
+        return (1 - self.cfg.ctc_weight) * loss + self.cfg.ctc_weight * ctc

@@ -25,7 +25,6 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model_dir, write_model_dir
@@ -478,10 +477,7 @@ def train_seq2seq(
                 if frames and settings.time_masks:
                     sources = [_time_mask(s, settings.time_masks, shuffler) for s in sources]
                 batch = featurizer.batch(sources, [train[i].target for i in ids])
-                logits, _ = model(batch["source"], batch["source_padding"], batch["target_in"],
-                                  batch["target_in"] == PAD)
-                loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), batch["target_out"].reshape(-1),
-                                       ignore_index=PAD, label_smoothing=settings.label_smoothing)
+                loss = model.loss(batch, settings.label_smoothing)
                 losses.append(optimizer_step(loss, model, optimizer, scheduler))
                 if on_step:
                     on_step(step, len(batches))

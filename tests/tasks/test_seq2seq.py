@@ -88,3 +88,29 @@ def test_padding_never_changes_a_frames_models_output(tmp_path):
     assert torch.allclose(logits[0], alone[0], atol=1e-5)
     assert torch.allclose(weights[0, ..., :3], alone_weights[0], atol=1e-5)  # ceil(9 / 4) steps
     assert torch.all(weights[0, ..., 3:] < 1e-6)
+
+
+def test_joint_ctc_loss_trains_the_ctc_head_and_mixes_the_losses():
+    from seqattn.models.seq2seq import Seq2Seq, Seq2SeqConfig
+    from seqattn.nn.decoder import DecoderConfig
+    from seqattn.nn.encoder import EncoderConfig
+
+    torch.manual_seed(0)
+    symbols = ["<pad>", "<unk>", "<s>", "</s>", "a", "b"]
+    kwargs = dict(source="frames", target="chars", frame_dim=3, frame_stride=2, target_symbols=symbols,
+                  encoder=EncoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0,
+                                        attention_dropout=0.0),
+                  decoder=DecoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0))
+    batch = {"source": torch.randn(2, 12, 9), "source_padding": torch.zeros(2, 12, dtype=torch.bool),
+             "target_in": torch.tensor([[2, 4, 5], [2, 5, 0]]), "target_out": torch.tensor([[4, 5, 3], [5, 3, 0]])}
+    batch["source_padding"][1, 8:] = True
+    plain = Seq2Seq(Seq2SeqConfig(**kwargs))
+    joint = Seq2Seq(Seq2SeqConfig(**kwargs, ctc_weight=0.5))
+    joint.load_state_dict(plain.state_dict(), strict=False)  # same weights, plus the CTC head
+    ce = plain.loss(batch)
+    mixed = joint.loss(batch)
+    mixed.backward()
+    assert torch.isfinite(mixed) and not torch.allclose(mixed, ce)
+    assert joint.ctc.proj.weight.grad.abs().sum() > 0
+    ctc = (mixed - 0.5 * ce) / 0.5
+    assert ctc > 0  # a CTC loss is a negative log-probability
