@@ -114,3 +114,25 @@ def test_joint_ctc_loss_trains_the_ctc_head_and_mixes_the_losses():
     assert joint.ctc.proj.weight.grad.abs().sum() > 0
     ctc = (mixed - 0.5 * ce) / 0.5
     assert ctc > 0  # a CTC loss is a negative log-probability
+
+
+def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
+    from seqattn.models.seq2seq import Seq2SeqConfig
+    from seqattn.nn.decoder import DecoderConfig
+    from seqattn.nn.encoder import EncoderConfig
+    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+
+    words = "the a cat dog sees likes house tree big small".split()
+    pairs = [Pair(f"{a} {b} {c}", f"{c} {b} {a}", f"x:{i}") for i, (a, b, c) in
+             enumerate(zip(words * 3, words[3:] * 3 + words[:3] * 3, words[5:] * 3 + words[:5] * 3))]
+    cfg = Seq2SeqConfig(source="sentencepiece", target="sentencepiece",
+                        encoder=EncoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32),
+                        decoder=DecoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32))
+    saved = train_seq2seq(pairs, pairs[:5], tmp_path / "m", cfg, TrainSettings(epochs=1, warmup_steps=1),
+                          subword_vocab_size=40)
+    assert "dev_bleu" in saved["metrics"]
+    assert (tmp_path / "m" / "source.model").is_file() and (tmp_path / "m" / "target.model").is_file()
+    loaded = load_seq2seq(tmp_path / "m")
+    assert loaded.featurizer.source.join(loaded.featurizer.source.split("the big cat")) == "the big cat"
+    result = evaluate_seq2seq(loaded, pairs[:5], beam=2)
+    assert 0 <= result["bleu"] <= 100 and result["sequences"] == 5
