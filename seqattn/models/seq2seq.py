@@ -128,6 +128,12 @@ class Seq2Seq(nn.Module):
             self.source_embed = nn.Embedding(len(cfg.source_symbols), d, padding_idx=PAD)
         self.encoder = Encoder(cfg.encoder)
         self.decoder = Decoder(cfg.decoder, len(cfg.target_symbols))
+        # Embeddings are multiplied by sqrt(d) (Vaswani et al. 2017), so they start at N(0, 1/d) and then
+        # match the unit-scale positional encoding; PyTorch's N(0, 1) would drown the positions 14:1 at d=192.
+        for table in ([self.decoder.embed] + ([] if cfg.source == "frames" else [self.source_embed])):
+            nn.init.normal_(table.weight, std=d ** -0.5)
+            with torch.no_grad():
+                table.weight[PAD].zero_()
         if cfg.ctc_weight > 0:  # PAD (id 0) doubles as the CTC blank: targets never contain it
             self.ctc = CTCHead(d, len(cfg.target_symbols) - 1)
 
