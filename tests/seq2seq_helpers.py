@@ -46,6 +46,6 @@ def trained_reverser(root: Path) -> Path:
         train = read_pairs(write_pairs(root / "train.tsv", reverse_pairs(600, 0)))
         dev = read_pairs(write_pairs(root / "dev.tsv", reverse_pairs(60, 1)))
         train_seq2seq(train, dev, root / "reverser", tiny_seq2seq_config(),
-                      TrainSettings(epochs=25, max_tokens=300, lr=5e-3, warmup_steps=30, label_smoothing=0.0))
+                      TrainSettings(epochs=12, max_tokens=300, lr=5e-3, warmup_steps=30, label_smoothing=0.0))
         _TRAINED["model"] = root / "reverser"
     return _TRAINED["model"]
