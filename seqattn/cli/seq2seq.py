@@ -73,7 +73,7 @@ def seq2seq_cli(
 
     if batches is not None:
         for inputs, sources in batches:
-            emit(inputs, loaded.decode(sources, beam=beam))
+            emit(inputs, loaded.decode(sources, beam=beam, with_attention=attention))
         return
     from seqattn.readers.text import open_text
 
@@ -82,7 +82,7 @@ def seq2seq_cli(
 
         def flush():
             texts = [t.strip() for t in pending if t.strip()]
-            decoded = iter(loaded.decode(texts, beam=beam) if texts else [])
+            decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention) if texts else [])
             emit(pending, [next(decoded) if t.strip() else None for t in pending])
             pending.clear()
 

@@ -173,13 +173,14 @@ class LoadedSeq2Seq:
         self.model, self.featurizer, self.meta, self.path = model.eval(), featurizer, meta, path
         self.cfg = model.cfg
 
-    def decode(self, sources: list, beam: int = 5, max_tokens: int = 2048,
+    def decode(self, sources: list, beam: int = 5, max_tokens: int = 4096, with_attention: bool = False,
                on_batch: Callable[[int, int], None] | None = None) -> list[Output]:
         """Decode sources (texts, or frame matrices for a frames model), batching by length; keeps order.
 
         Args:
             beam: 1 = greedy search; K > 1 = beam search with length normalisation.
-            max_tokens: padded source positions per batch.
+            max_tokens: padded source positions (times the beam) per batch.
+            with_attention: keep each output's alignment (``Output.attention``).
             on_batch: called with (sources done, sources) after each batch.
         Raises:
             InputError: beam < 1, or frames given to a text model (or text to a frames model).
@@ -202,7 +203,7 @@ class LoadedSeq2Seq:
                 if frames:
                     max_len = int(self.cfg.max_output_ratio * memory.shape[1]) + 10
                 found = beam_search(self.model.decoder, memory, BOS, EOS, max_len, beam=beam,
-                                    memory_padding=padding)
+                                    memory_padding=padding, with_attention=with_attention)
             for row, i in enumerate(ids):
                 best = found[row][0]
                 symbols = self.featurizer.target.decode(best.ids)
@@ -281,6 +282,7 @@ def score_outputs(outputs: list[str], references: list[list[str]], target: Symbo
                    key=lambda d: d[0] / max(1, d[1]))
         word_edits, word_total = word_edits + best[0], word_total + best[1]
     result = {"sequences": len(outputs), "references": sum(len(r) for r in references),
+              "wrong_sequences": wrong, "symbol_edits": symbol_edits, "reference_symbols": symbol_total,
               "sequence_error_rate": wrong / max(1, len(outputs)),
               "symbol_error_rate": symbol_edits / max(1, symbol_total),
               "word_error_rate": word_edits / max(1, word_total)}

@@ -27,8 +27,8 @@ def test_the_tiny_model_learns_to_reverse_unseen_words(reverser, tmp_path):
 
 def test_batched_decoding_equals_one_by_one_and_keeps_the_order(reverser):
     words = ["abc", "f", "edcba", "ab", "ccc"]
-    together = reverser.decode(words, beam=3)
-    alone = [reverser.decode([w], beam=3)[0] for w in words]
+    together = reverser.decode(words, beam=3, with_attention=True)
+    alone = [reverser.decode([w], beam=3, with_attention=True)[0] for w in words]
     assert [o.text for o in together] == [o.text for o in alone]
     for a, b in zip(together, alone):
         assert a.score == pytest.approx(b.score, abs=1e-4)
@@ -36,7 +36,7 @@ def test_batched_decoding_equals_one_by_one_and_keeps_the_order(reverser):
 
 
 def test_the_alignment_has_a_row_per_output_symbol_and_sums_to_one(reverser):
-    out = reverser.decode(["abcde"], beam=1)[0]
+    out = reverser.decode(["abcde"], beam=1, with_attention=True)[0]
     assert out.source_symbols == list("abcde")
     assert out.attention.shape == (len(out.symbols) + 1, 5)  # + EOS
     assert torch.allclose(out.attention.sum(-1), torch.ones(len(out.symbols) + 1), atol=1e-5)
