@@ -62,12 +62,13 @@ def models_cli(
 
 def _register_commands() -> None:
     # Each task module adds its commands; importing them costs only typer.
-    from seqattn.cli import benchmark, graph, speech, tag
+    from seqattn.cli import benchmark, graph, seq2seq, speech, tag
 
     tag.register(app, evaluate_app, train_app)
     benchmark.register(app)
     graph.register(app, evaluate_app, train_app)
     speech.register(app, evaluate_app, train_app)
+    seq2seq.register(app, evaluate_app, train_app)
 
 
 EXIT_CODES = "Exit codes: 0 success, 1 a failure while running, 2 a usage or input error."

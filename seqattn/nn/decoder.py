@@ -65,9 +65,16 @@ class MultiHeadAttention(nn.Module):
 
     def attend(self, query: Tensor, k: Tensor, v: Tensor, allowed: Tensor) -> tuple[Tensor, Tensor]:
         q = self.split(self.q(query))  # (B, H, T, Dh)
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.d_head)  # (B, H, T, S)
-        weights = _masked_softmax(scores, allowed)
-        out = torch.matmul(F.dropout(weights, self.dropout, self.training), v)
+        if q.shape[2] == 1 and not self.training:
+            # One query per row (incremental decoding): broadcast products instead of B*H tiny
+            # matrix products, whose per-call overhead dominates on a CPU.
+            scores = (q * k).sum(-1).unsqueeze(2) / math.sqrt(self.d_head)  # (B, H, 1, S)
+            weights = _masked_softmax(scores, allowed)
+            out = (weights.transpose(-1, -2) * v).sum(2, keepdim=True)  # (B, H, 1, Dh)
+        else:
+            scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(self.d_head)  # (B, H, T, S)
+            weights = _masked_softmax(scores, allowed)
+            out = torch.matmul(F.dropout(weights, self.dropout, self.training), v)
         out = out.transpose(1, 2).reshape(query.shape[0], query.shape[1], -1)
         return self.out(out), weights
 
@@ -197,11 +204,13 @@ def greedy_search(decoder: Decoder, memory: Tensor, bos: int, eos: int, max_len:
 
 
 def beam_search(decoder: Decoder, memory: Tensor, bos: int, eos: int, max_len: int, beam: int = 5,
-                length_alpha: float = 0.6, memory_padding: Tensor | None = None) -> list[list[Hypothesis]]:
+                length_alpha: float = 0.6, memory_padding: Tensor | None = None,
+                with_attention: bool = True) -> list[list[Hypothesis]]:
     """Beam search with length normalisation; returns each input's finished hypotheses, best first.
 
     Keeps ``beam`` prefixes per input; a prefix that emits EOS is finished and scored
     log P / length^alpha (Wu et al. 2016).  Decoding is incremental with a KV cache.
+    Without ``with_attention`` the hypotheses carry no attention rows (faster).
 
     Shapes:
         memory: (B, S, d) -> B lists of up to ``beam`` Hypothesis
@@ -229,28 +238,32 @@ def beam_search(decoder: Decoder, memory: Tensor, bos: int, eos: int, max_len: i
         vocab = log_probs.shape[-1]
         candidates = (scores[:, :, None] + log_probs).view(bsz, -1)  # (B, beam * V)
         top_scores, top = candidates.topk(2 * beam, dim=-1)
-        attention = weights.mean(1)[:, 0].view(bsz, beam, -1)  # (B, beam, S)
-        new_scores = torch.full((bsz, beam), -math.inf, device=memory.device)
-        new_last = torch.full((bsz, beam), eos, dtype=torch.long, device=memory.device)
-        origin = torch.zeros(bsz, beam, dtype=torch.long, device=memory.device)
+        attention = weights.mean(1)[:, 0].view(bsz, beam, -1) if with_attention else None  # (B, beam, S)
+        new_scores = [[-math.inf] * beam for _ in range(bsz)]  # plain lists: no tensor call per candidate
+        new_last = [[eos] * beam for _ in range(bsz)]
+        origin = [[0] * beam for _ in range(bsz)]
         new_prefixes = [[[] for _ in range(beam)] for _ in range(bsz)]
         new_rows = [[[] for _ in range(beam)] for _ in range(bsz)]
+        all_scores, all_top = top_scores.tolist(), top.tolist()
         for b in range(bsz):
             kept = 0
-            for score, index in zip(top_scores[b].tolist(), top[b].tolist()):
+            for score, index in zip(all_scores[b], all_top[b]):
                 if score == -math.inf or kept == beam:
                     break
                 source, symbol = divmod(index, vocab)
-                row_list = rows[b][source] + [attention[b, source]]
+                row_list = rows[b][source] + [attention[b, source]] if with_attention else []
                 if symbol == eos:
                     length = len(prefixes[b][source]) + 1
                     finished[b].append(Hypothesis(prefixes[b][source], score / length**length_alpha,
-                                                  torch.stack(row_list)))
+                                                  torch.stack(row_list) if with_attention else None))
                     continue
-                new_scores[b, kept], new_last[b, kept], origin[b, kept] = score, symbol, source
+                new_scores[b][kept], new_last[b][kept], origin[b][kept] = score, symbol, source
                 new_prefixes[b][kept] = prefixes[b][source] + [symbol]
                 new_rows[b][kept] = row_list
                 kept += 1
+        new_scores = torch.tensor(new_scores, device=memory.device)
+        new_last = torch.tensor(new_last, dtype=torch.long, device=memory.device)
+        origin = torch.tensor(origin, dtype=torch.long, device=memory.device)
         # Reorder the caches so that each row continues its source beam.
         gather = (origin + torch.arange(bsz, device=memory.device)[:, None] * beam).view(-1)
         for cache in caches:

@@ -18,9 +18,9 @@ from tests.conftest import ROOT
 DOC = ROOT / "docs" / "speech.md"
 
 
-def examples() -> list[tuple[str, list[str]]]:
+def examples(doc=DOC) -> list[tuple[str, list[str]]]:
     found = []
-    for block in re.findall(r"```console\n(.*?)```", DOC.read_text(encoding="utf-8"), flags=re.S):
+    for block in re.findall(r"```console\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S):
         command, expected = None, []
         for line in block.splitlines():
             if line.startswith("$ "):

@@ -1,0 +1,51 @@
+"""The shipped en-g2p model: it loads, it is intact, its outputs are ARPAbet, and it is as good as its card says."""
+
+import json
+
+import pytest
+
+from seqattn.models.io import SHIPPED_DIR, registry
+from seqattn.tasks.seq2seq import evaluate_seq2seq, load_seq2seq
+from tests.conftest import require_shared, seqattn
+
+WER_BOUND, PER_BOUND = 0.55, 0.16  # card: test WER 31.7% / PER 7.8%; the first (alphabetical) words are harder: 48% greedy
+
+PHONEMES = set("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z "
+               "ZH".split())  # the 39 stress-less phonemes of cmudict.phones
+
+
+@pytest.fixture(scope="module")
+def en_g2p():
+    return load_seq2seq("en-g2p")
+
+
+def test_registry_entry_and_size():
+    entry = registry()["en-g2p"]
+    assert entry["task"] == "seq2seq" and entry["window"] is None  # full attention over the spelling
+    files = list((SHIPPED_DIR / entry["path"]).iterdir())
+    assert {f.name for f in files} == set(entry["files"]) == {"config.json", "model.safetensors"}
+    assert sum(f.stat().st_size for f in files) <= 15e6  # float32 weights, 3.1 M parameters
+
+
+def test_outputs_are_arpabet_phonemes(en_g2p):
+    outputs = en_g2p.decode(["CAT", "SEQUENCE", "ATTENTION", "X", "O'BRIEN"], beam=2)
+    for out in outputs:
+        assert out.symbols and set(out.symbols) <= PHONEMES, out.text
+
+
+def test_test_words_meet_the_card(en_g2p):
+    """The first 300 words of g014b2b.test, greedy: the card's test WER (beam 5, all 12,000 words) plus margin."""
+    from seqattn.readers.pairs import read_pairs
+
+    pairs = read_pairs(require_shared("cmudict", "g2p_split", "g014b2b.test"))
+    words = list(dict.fromkeys(p.source for p in pairs))[:300]
+    result = evaluate_seq2seq(en_g2p, [p for p in pairs if p.source in set(words)], beam=1)
+    assert result["sequences"] == 300
+    assert result["wer"] <= WER_BOUND and result["per"] <= PER_BOUND, result
+
+
+def test_models_lists_it_and_the_cli_uses_it_by_default():
+    proc = seqattn("models", "--format", "json")
+    assert json.loads(proc.stdout)["en-g2p"]["task"] == "seq2seq"
+    proc = seqattn("seq2seq", "-", input=b"CAT\n")
+    assert proc.returncode == 0 and proc.stdout.decode().startswith("CAT\t")
