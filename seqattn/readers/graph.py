@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from seqattn.errors import InputError
+from seqattn.readers.npz import read_npz
 
 EDGE_LIST_SUFFIXES = (".tsv", ".txt", ".edges", ".edgelist", ".el", ".csv")
 FORMATS = ("edgelist", "json", "graphml", "gml")
@@ -398,21 +399,9 @@ def read_features(path: str | Path) -> tuple[list[str] | None, object, list[str 
 
 
 def _read_npz_features(path: Path):
-    import zipfile
-    import zlib
-
     import scipy.sparse as sp
 
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as arrays:
-            content = {name: arrays[name] for name in arrays.files}
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError, NotImplementedError, KeyError, zlib.error) as err:
-        # zipfile's own errors for damaged archives: bad CRCs, unknown compression methods, bad streams
-        raise InputError(f"{path}: not a readable NPZ file ({_first_line(err)})") from None
-    except MemoryError:
-        raise InputError(f"{path}: an array in the NPZ file declares more values than fit in memory") from None
+    content = read_npz(path)
     nodes = [str(n) for n in content.pop("nodes").tolist()] if "nodes" in content else None
     if {"data", "indices", "indptr", "shape", "format"} <= set(content):
         fmt = content["format"].item()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from seqattn.errors import InputError
+from seqattn.readers.npz import read_npz
 from seqattn.readers.text import open_text
 
 
@@ -65,13 +66,7 @@ def read_frames(path: str | Path) -> tuple[list[str], list[np.ndarray]]:
         InputError: missing file, not an npz, missing arrays, inconsistent offsets.
     """
     path = Path(path)
-    if not path.is_file():
-        raise InputError(f"{path}: no such file")
-    try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {name: data[name] for name in ("feats", "offsets", "utt_ids") if name in data.files}
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable .npz of frames ({str(err).splitlines()[0]})") from None
+    arrays = read_npz(path, ".npz of frames")
     missing = {"feats", "offsets", "utt_ids"} - set(arrays)
     if missing:
         raise InputError(f"{path}: missing arrays {sorted(missing)} (expected feats, offsets, utt_ids)")
