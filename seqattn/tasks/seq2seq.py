@@ -32,7 +32,7 @@ from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2Se
 from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
 from seqattn.tasks.batching import length_batches
-from seqattn.tasks.training import optimizer_step
+from seqattn.tasks.training import optimizer_step, warmup_cosine
 
 TASK = "seq2seq"
 SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
@@ -454,14 +454,7 @@ def train_seq2seq(
         steps_per_epoch = len(length_batches(lengths, settings.max_tokens))
 
         total = steps_per_epoch * settings.epochs
-
-        def lr_at(step: int) -> float:
-            if step < settings.warmup_steps:
-                return (step + 1) / settings.warmup_steps
-            progress = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+        scheduler = warmup_cosine(optimizer, settings.warmup_steps, total)
         best, best_state, best_metrics, first_epoch, seconds_before = math.inf, None, {}, 1, 0.0
         if state is not None:
             best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,

@@ -6,7 +6,6 @@ is reported through an optional callback so a caller can draw a progress bar.
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 import tempfile
@@ -24,7 +23,7 @@ from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
 from seqattn.readers.subwords import SubwordModel, train_subwords
-from seqattn.tasks.training import optimizer_step
+from seqattn.tasks.training import optimizer_step, warmup_cosine
 
 TASK = "tagger"
 SUBWORDS = "subwords.model"
@@ -230,14 +229,7 @@ def train_tagger(
         optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
         steps_per_epoch = len(_length_batches([len(s.words) for s in train], settings.max_tokens))
         total = steps_per_epoch * settings.epochs
-
-        def lr_at(step: int) -> float:
-            if step < settings.warmup_steps:
-                return (step + 1) / settings.warmup_steps
-            progress = (step - settings.warmup_steps) / max(1, total - settings.warmup_steps)
-            return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
-
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
+        scheduler = warmup_cosine(optimizer, settings.warmup_steps, total)
         best, best_state, first_epoch, seconds_before = -1.0, None, 1, 0.0
         if state is not None:
             best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
