@@ -135,3 +135,24 @@ def write_model_dir(out: str | Path, config: dict, tensors: dict, extra_files: d
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return out
+
+
+def read_model(name_or_path: str | Path, task: str, config_cls, module_cls, what: str):
+    """Read a model directory (``read_model_dir``) and build its module from config and weights.
+
+    ``config_cls`` has ``from_dict``; ``module_cls(config)`` is an ``nn.Module`` whose state dict
+    the weights must match exactly; ``what`` names the model in errors ("a tagger").
+    Returns (directory, config dict, config, module).
+    Raises:
+        ModelError: what ``read_model_dir`` raises, or a config and weights that do not fit.
+    """
+    from seqattn.errors import InputError
+
+    path, meta, tensors = read_model_dir(name_or_path, task)
+    try:
+        cfg = config_cls.from_dict(meta["config"])
+        model = module_cls(cfg)
+        model.load_state_dict(tensors)
+    except (KeyError, TypeError, ValueError, RuntimeError, InputError) as err:
+        raise ModelError(f"{path}: config and weights do not match {what} ({str(err).splitlines()[0]})") from None
+    return path, meta, cfg, model

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
-from seqattn.models.io import read_model_dir, write_model_dir
+from seqattn.models.io import read_model, write_model_dir
 from seqattn.readers.graph import Graph, read_planetoid
 
 TASK = "graph"
@@ -87,14 +87,7 @@ def load_node_classifier(name_or_path: str | Path = "cora") -> LoadedNodeClassif
     Raises:
         ModelError: missing, incomplete, damaged or non-graph model directory.
     """
-    path, meta, tensors = read_model_dir(name_or_path, TASK)
-    try:
-        cfg = NodeClassifierConfig.from_dict(meta["config"])
-        model = NodeClassifier(cfg)
-        model.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ModelError(f"{path}: config and weights do not match a node classifier "
-                         f"({str(err).splitlines()[0]})") from None
+    path, meta, _, model = read_model(name_or_path, TASK, NodeClassifierConfig, NodeClassifier, "a node classifier")
     return LoadedNodeClassifier(model, meta, path)
 
 

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from seqattn.errors import InputError, ModelError
-from seqattn.models.io import read_model_dir, write_model_dir
+from seqattn.models.io import read_model, write_model_dir
 from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2SeqConfig
 from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
@@ -225,14 +225,7 @@ def load_seq2seq(name_or_path: str | Path = "en-g2p") -> LoadedSeq2Seq:
     Raises:
         ModelError: missing, incomplete, damaged or non-seq2seq model directory.
     """
-    path, meta, tensors = read_model_dir(name_or_path, TASK)
-    try:
-        cfg = Seq2SeqConfig.from_dict(meta["config"])
-        model = Seq2Seq(cfg)
-        model.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ModelError(f"{path}: config and weights do not match a seq2seq model "
-                         f"({str(err).splitlines()[0]})") from None
+    path, meta, cfg, model = read_model(name_or_path, TASK, Seq2SeqConfig, Seq2Seq, "a seq2seq model")
     source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols, path / SUBWORD_FILES["source"])
     target = Symbols(cfg.target, cfg.target_symbols, path / SUBWORD_FILES["target"])
     return LoadedSeq2Seq(model, Featurizer(cfg, source, target), meta, path)

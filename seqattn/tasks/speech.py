@@ -25,10 +25,10 @@ from typing import Callable, Iterable, Iterator
 import numpy as np
 import torch
 
-from seqattn.errors import InputError, ModelError
+from seqattn.errors import InputError
 from seqattn.heads.classification import PoolingAccumulator
 from seqattn.heads.ctc import BLANK, collapse
-from seqattn.models.io import read_model_dir
+from seqattn.models.io import read_model
 from seqattn.models.speech import SILENCE, SpeechConfig, SpeechModel
 from seqattn.readers.audio import audio_info, iter_audio, resampled_length
 from seqattn.readers.frames import FeatureExtractor, FrameSpec
@@ -129,13 +129,7 @@ def load_speech_model(name_or_path: str | Path = "digits") -> LoadedSpeechModel:
     Raises:
         ModelError: missing, incomplete, damaged or non-speech model directory.
     """
-    path, meta, tensors = read_model_dir(name_or_path, TASK)
-    try:
-        cfg = SpeechConfig.from_dict(meta["config"])
-        model = SpeechModel(cfg)
-        model.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError, InputError) as err:
-        raise ModelError(f"{path}: config and weights do not match a speech model ({str(err).splitlines()[0]})") from None
+    path, meta, _, model = read_model(name_or_path, TASK, SpeechConfig, SpeechModel, "a speech model")
     return LoadedSpeechModel(model, meta, path)
 
 

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from seqattn.errors import InputError, ModelError
-from seqattn.models.io import read_model_dir, write_model_dir
+from seqattn.models.io import read_model, write_model_dir
 from seqattn.models.precision import for_inference
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
@@ -94,15 +94,9 @@ def load_tagger(name_or_path: str | Path = "en-upos", precision: str = "fp32") -
         ModelError: missing, incomplete, damaged or non-tagger model directory.
         InputError: an unknown precision.
     """
-    path, meta, tensors = read_model_dir(name_or_path, TASK)
+    path, meta, cfg, model = read_model(name_or_path, TASK, TaggerConfig, Tagger, "a tagger")
     if not (path / SUBWORDS).is_file():
         raise ModelError(f"{path}: incomplete model directory, {SUBWORDS} is missing")
-    try:
-        cfg = TaggerConfig.from_dict(meta["config"])
-        model = Tagger(cfg)
-        model.load_state_dict(tensors)
-    except (KeyError, TypeError, ValueError, RuntimeError) as err:
-        raise ModelError(f"{path}: config and weights do not match a tagger ({str(err).splitlines()[0]})") from None
     return LoadedTagger(for_inference(model, precision), Featurizer(cfg, SubwordModel(path / SUBWORDS)), meta, path)
 
 
