@@ -166,6 +166,9 @@ def train_seq2seq_cli(
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, batch order, dropout)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
                                           "OUT.checkpoint directory.", show_default=False),
+    init: Optional[str] = typer.Option(None, "--init", help="Start from this trained seq2seq model (name or "
+                                       "directory) instead of random weights; its architecture and vocabularies "
+                                       "replace the options above.", show_default=False),
     force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
 ) -> None:
@@ -218,7 +221,7 @@ def train_seq2seq_cli(
 
         saved = train_seq2seq(train_pairs, dev_pairs, out, config, settings, vocab_size,
                               on_step=lambda step, total: bar.update(step, total), on_epoch=on_epoch,
-                              force=force, resume=resume,
+                              force=force, resume=resume, init=init,
                               meta={"data": {"train": str(train), "dev": str(dev)}})
     metrics = saved["metrics"]
     write(f"saved {out}: dev wer {100 * metrics['dev_wer']:.2f}% per {100 * metrics['dev_per']:.2f}% "

@@ -371,6 +371,7 @@ def train_seq2seq(
     force: bool = False,
     meta: dict | None = None,
     resume: str | Path | None = None,
+    init: str | Path | None = None,
 ) -> dict:
     """Train an encoder-decoder on pairs, keep the epoch with the best dev score, save it.
 
@@ -378,6 +379,8 @@ def train_seq2seq(
     pairs only; the dev pairs only select the epoch (greedy decoding, see ``selection_error``).
     After every epoch the whole training state goes to ``OUT.checkpoint/`` (atomically);
     ``resume`` continues from such a directory.  The checkpoint is removed once the model is saved.
+    ``init`` starts from a trained model instead of random weights (a warm restart: the schedule
+    starts again, SGDR, Loshchilov & Hutter 2017); its architecture and vocabularies replace ``config``.
 
     Args:
         config: architecture and side kinds; its vocabularies are filled in here.
@@ -385,11 +388,12 @@ def train_seq2seq(
         on_step: called with (step within epoch, steps per epoch) after each update.
         on_epoch: called with an ``EpochReport`` after each epoch.
         meta: extra JSON fields for the saved config (data, license, ...).
+        init: a seq2seq model name or directory to start from (fine-tuning, continued training).
     Returns:
         the saved config dict (with "metrics": the best epoch's dev metrics).
     Raises:
         InputError: no training or dev pairs, frames given to a text config (or the reverse);
-        ModelError: ``out`` exists (no force), or an unreadable checkpoint.
+        ModelError: ``out`` exists (no force), an unreadable checkpoint or ``init`` model.
     """
     from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
     from seqattn.readers.subwords import train_subwords
@@ -400,7 +404,12 @@ def train_seq2seq(
         raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
     if not train or not dev:
         raise InputError("seq2seq training needs training pairs and dev pairs")
-    state = tensors = None
+    state = tensors = start_from = None
+    if init is not None and resume is not None:
+        raise InputError("--init starts a new run and --resume continues one: give only one")
+    if init is not None:
+        start_from = load_seq2seq(init)
+        config = Seq2SeqConfig.from_dict(start_from.cfg.to_dict())
     if resume is not None:
         state, tensors = read_checkpoint(resume)
         settings = TrainSettings(**state["extra"]["settings"])
@@ -423,12 +432,13 @@ def train_seq2seq(
             if kind != "sentencepiece":
                 continue
             files[SUBWORD_FILES[side]] = Path(tmp) / SUBWORD_FILES[side]
-            if state is not None:
-                shutil.copyfile(Path(resume) / SUBWORD_FILES[side], files[SUBWORD_FILES[side]])
+            if state is not None or start_from is not None:
+                from_dir = Path(resume) if state is not None else start_from.path
+                shutil.copyfile(from_dir / SUBWORD_FILES[side], files[SUBWORD_FILES[side]])
             else:
                 texts = [p.source if side == "source" else p.target for p in train]
                 train_subwords(texts, files[SUBWORD_FILES[side]], subword_vocab_size)
-        if state is None:
+        if state is None and start_from is None:
             if not frames:
                 cfg.source_symbols = build_symbols(cfg.source, [p.source for p in train],
                                                    files.get(SUBWORD_FILES["source"]))
@@ -438,6 +448,8 @@ def train_seq2seq(
         target = Symbols(cfg.target, cfg.target_symbols, files.get(SUBWORD_FILES["target"]))
         featurizer = Featurizer(cfg, source, target)
         model = Seq2Seq(cfg)
+        if start_from is not None:
+            model.load_state_dict(start_from.model.state_dict())
         loaded = LoadedSeq2Seq(model, featurizer, {}, out)
         dev_sources, dev_references = group_references(dev)
         lengths = [featurizer.source_length(p.source) // (cfg.frame_stride if frames else 1)
@@ -494,7 +506,8 @@ def train_seq2seq(
             "config": cfg.to_dict(),
             "training": {"seed": settings.seed, "settings": vars(settings), "epochs_run": epochs_run,
                          "train_pairs": len(train), "dev_pairs": len(dev), "seconds": round(seconds, 1),
-                         "torch_threads": torch.get_num_threads()},
+                         "torch_threads": torch.get_num_threads(),
+                         **({"init": str(init)} if init is not None else {})},
             "metrics": {f"dev_{k}": (round(v, 5) if isinstance(v, float) else v) for k, v in best_metrics.items()},
             **(meta or {}),
         }

@@ -137,3 +137,25 @@ def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
     assert loaded.featurizer.source.join(loaded.featurizer.source.split("the big cat")) == "the big cat"
     result = evaluate_seq2seq(loaded, pairs[:5], beam=2)
     assert 0 <= result["bleu"] <= 100 and result["sequences"] == 5
+    train_seq2seq(pairs, pairs[:5], tmp_path / "m2", settings=TrainSettings(epochs=1, warmup_steps=1),
+                  init=tmp_path / "m")  # a warm restart keeps the sentencepiece models
+    for name in ("source.model", "target.model"):
+        assert (tmp_path / "m2" / name).read_bytes() == (tmp_path / "m" / name).read_bytes()
+
+
+def test_init_starts_from_a_trained_model_with_its_vocabularies_and_weights(tmp_path):
+    from seqattn.errors import InputError
+    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+
+    start = trained_reverser(tmp_path)
+    pairs = read_pairs(write_pairs(tmp_path / "more.tsv", reverse_pairs(50, 3)))
+    # lr 0: the run must give back exactly the model it started from (weights, vocabularies)
+    saved = train_seq2seq(pairs, pairs[:10], tmp_path / "again", settings=TrainSettings(epochs=1, lr=0.0,
+                          warmup_steps=1), init=start)
+    before, after = load_seq2seq(start), load_seq2seq(tmp_path / "again")
+    assert after.cfg.to_dict() == before.cfg.to_dict()
+    for name, tensor in before.model.state_dict().items():
+        assert torch.equal(tensor, after.model.state_dict()[name]), name
+    assert saved["training"]["init"] == str(start)
+    with pytest.raises(InputError, match="only one"):
+        train_seq2seq(pairs, pairs[:10], tmp_path / "both", init=start, resume=tmp_path / "again")
