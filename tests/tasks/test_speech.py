@@ -25,8 +25,8 @@ def random_model(window: int = 3, layers: int = 2, seed: int = 0) -> SpeechModel
     return SpeechModel(cfg).eval()
 
 
-@pytest.mark.parametrize("chunk_frames", [5, 64, 299, 300, 4096])
-def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames):
+@pytest.mark.parametrize("chunk_frames,workers", [(5, 1), (5, 3), (64, 2), (299, 1), (300, 2), (4096, 2)])
+def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames, workers):
     model = random_model()
     assert model.cfg.receptive_field() == 1 + 2 * 2 * 3  # conv half-width + stride * L * w
     features = np.random.default_rng(0).standard_normal((301, 16)).astype(np.float32) * 10 - 40
@@ -34,7 +34,7 @@ def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames):
         whole = model(torch.from_numpy(features)[None], return_weights=True)
     # Feed the features in uneven pieces, as the feature stream does.
     pieces = [features[i:i + 37] for i in range(0, 301, 37)]
-    outputs = list(iter_chunk_outputs(model, pieces, chunk_frames, with_weights=True))
+    outputs = list(iter_chunk_outputs(model, pieces, chunk_frames, with_weights=True, workers=workers))
     step = -(-chunk_frames // 2) * 2  # whole steps of 2 frames
     assert [o.start for o in outputs] == list(range(0, 301, step))
     assert [o.step_start for o in outputs] == [o.start // 2 for o in outputs]
@@ -52,6 +52,27 @@ def test_chunked_outputs_equal_one_pass_over_the_whole_clip(chunk_frames):
     with torch.inference_mode():
         torch.testing.assert_close(model.class_head.classify(pooling.pooled()[None]), whole["class_logits"],
                                    atol=2e-5, rtol=1e-5)
+
+
+def test_chunks_on_a_thread_pool_come_in_order_and_equal_one_at_a_time():
+    model = random_model()
+    features = np.random.default_rng(1).standard_normal((997, 16)).astype(np.float32)
+    serial = list(iter_chunk_outputs(model, [features], 40, workers=1))
+    pooled = list(iter_chunk_outputs(model, [features[i:i + 50] for i in range(0, 997, 50)], 40, workers=4))
+    assert [o.start for o in pooled] == [o.start for o in serial] == list(range(0, 997, 40))
+    for a, b in zip(serial, pooled):
+        assert torch.equal(a.frame_logits, b.frame_logits) and torch.equal(a.hidden, b.hidden)
+
+
+def test_an_error_in_the_feature_stream_reaches_the_caller_through_the_pool():
+    model = random_model()
+
+    def broken():
+        yield np.zeros((500, 16), np.float32)
+        raise InputError("clip.wav: truncated")
+
+    with pytest.raises(InputError, match="truncated"):
+        list(iter_chunk_outputs(model, broken(), 40, workers=2))
 
 
 def test_a_frame_only_reaches_its_receptive_field():
