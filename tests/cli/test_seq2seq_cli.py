@@ -80,10 +80,17 @@ def test_train_writes_a_model_that_decodes(tmp_path):
      "not divisible"),
     (["train", "seq2seq", "--train", "BAD", "--dev", "BAD", "--out", "OUT", "--target", "frames"], "--target"),
     (["train", "seq2seq", "--train", "BAD", "--dev", "BAD", "--out", "OUT"], ":2: no TAB"),
+    (["train", "seq2seq", "--train", "GOOD", "--dev", "GOOD", "--out", "OUT", "--init", "nowhere"], "no such model"),
+    (["train", "seq2seq", "--train", "GOOD", "--dev", "GOOD", "--out", "OUT", "--init", "en-upos"],
+     "not a seq2seq model"),
+    (["train", "seq2seq", "--train", "GOOD", "--dev", "GOOD", "--out", "OUT", "--init", "en-g2p", "--resume", "GOOD"],
+     "only one"),
 ])
 def test_errors_are_one_line_and_exit_2(args, match, reverser_dir, tmp_path):
     (tmp_path / "bad.tsv").write_text("a\tb\nno tab\n", encoding="utf-8")
-    args = [{"BAD": str(tmp_path / "bad.tsv"), "OUT": str(tmp_path / "out")}.get(a, a) for a in args]
+    (tmp_path / "good.tsv").write_text("ab\tb a\n", encoding="utf-8")
+    args = [{"BAD": str(tmp_path / "bad.tsv"), "GOOD": str(tmp_path / "good.tsv"),
+             "OUT": str(tmp_path / "out")}.get(a, a) for a in args]
     if args[0] == "seq2seq" and "--model" not in args:
         args += ["--model", str(reverser_dir)]
     proc = seqattn(*args, input=b"abc\n")
