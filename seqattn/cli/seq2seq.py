@@ -166,6 +166,9 @@ def train_seq2seq_cli(
     seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, batch order, dropout)."),
     resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
                                           "OUT.checkpoint directory.", show_default=False),
+    average_last: int = typer.Option(0, "--average-last", help="Also score the mean weights of the last K "
+                                     "epochs (checkpoint averaging) on dev; kept if better than the best epoch. "
+                                     "0 = off."),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this trained seq2seq model (name or "
                                        "directory) instead of random weights; its architecture and vocabularies "
                                        "replace the options above.", show_default=False),
@@ -188,6 +191,8 @@ def train_seq2seq_cli(
         raise InputError(f"--source is one of {', '.join(SYMBOL_KINDS)}; --target one of {', '.join(SYMBOL_KINDS)}")
     if stride not in (1, 2, 4):
         raise InputError(f"--stride must be 1, 2 or 4, got {stride}")
+    if average_last < 0:
+        raise InputError(f"--average-last must be >= 0, got {average_last}")
     if not 0 <= ctc_weight < 1:
         raise InputError(f"--ctc-weight must be in [0, 1), got {ctc_weight}")
     if window is not None and window < 0:
@@ -211,7 +216,7 @@ def train_seq2seq_cli(
         decoder=DecoderConfig(d_model=d_model, n_heads=heads, n_layers=decoder_layers, d_ff=ff, dropout=dropout))
     settings = TrainSettings(epochs=epochs, max_tokens=max_tokens, lr=lr, warmup_steps=warmup,
                              label_smoothing=label_smoothing, time_masks=time_masks, seed=seed,
-                             max_minutes=max_minutes)
+                             max_minutes=max_minutes, average_last=average_last)
     with progress("training", quiet) as bar:
         def on_epoch(r):
             dev_text = "  ".join(f"{k} {100 * r.dev[k]:.2f}%" for k in ("wer", "per") if k in r.dev)
@@ -224,6 +229,10 @@ def train_seq2seq_cli(
                               force=force, resume=resume, init=init,
                               meta={"data": {"train": str(train), "dev": str(dev)}})
     metrics = saved["metrics"]
+    averaged = saved["training"].get("averaged")
+    if averaged is not None:
+        say(f"mean of epochs {averaged['epochs'][0]}-{averaged['epochs'][-1]}: dev error "
+            f"{100 * averaged['dev_error']:.2f}% ({'kept' if averaged['kept'] else 'not kept'})", quiet)
     write(f"saved {out}: dev wer {100 * metrics['dev_wer']:.2f}% per {100 * metrics['dev_per']:.2f}% "
           f"after {saved['training']['seconds']:.0f} s\n")
 

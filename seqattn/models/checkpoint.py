@@ -51,11 +51,14 @@ def _unflatten_optimizer(tensors: dict[str, Tensor], meta: dict) -> dict:
 def save_checkpoint(directory: str | Path, *, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     scheduler, shuffler: random.Random, generator: torch.Generator | None, epoch: int,
                     best_state: dict[str, Tensor] | None, extra: dict, files: dict[str, Path] | None = None,
-                    numpy_rng: np.random.Generator | None = None) -> None:
+                    numpy_rng: np.random.Generator | None = None,
+                    extra_tensors: dict[str, Tensor] | None = None) -> None:
     """Write the whole training state after ``epoch`` (see the module docstring).
 
     ``scheduler`` may be None (a trainer without one); ``generator`` (a torch.Generator for data
-    noise) and ``numpy_rng`` (augmentation draws) are saved where the trainer has them.
+    noise) and ``numpy_rng`` (augmentation draws) are saved where the trainer has them;
+    ``extra_tensors`` holds a trainer's own tensors (``read_checkpoint`` gives them back under
+    ``extra.NAME``).
     """
     from safetensors.torch import save_file
 
@@ -64,6 +67,7 @@ def save_checkpoint(directory: str | Path, *, model: torch.nn.Module, optimizer:
     optimizer_tensors, optimizer_meta = _flatten_optimizer(optimizer.state_dict())
     tensors.update(optimizer_tensors)
     tensors.update({f"best.{k}": v for k, v in (best_state or {}).items()})
+    tensors.update({f"extra.{k}": v for k, v in (extra_tensors or {}).items()})
     tensors["rng.torch"] = torch.get_rng_state()
     if generator is not None:
         tensors["rng.generator"] = generator.get_state()

@@ -32,7 +32,7 @@ from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2Se
 from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
 from seqattn.tasks.batching import length_batches
-from seqattn.tasks.training import optimizer_step, warmup_cosine
+from seqattn.tasks.training import WeightAverage, optimizer_step, warmup_cosine
 
 TASK = "seq2seq"
 SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
@@ -327,6 +327,7 @@ class TrainSettings:
     time_masks: int = 0  # SpecAugment-style time masks per utterance (frames only)
     seed: int = 0
     max_minutes: float | None = None  # stop after the epoch that passes this budget
+    average_last: int = 0  # mean weights of the last K epochs compete with the best epoch on dev (0: off)
 
 
 @dataclass
@@ -377,6 +378,8 @@ def train_seq2seq(
 
     Vocabularies (and sentencepiece models, for ``sentencepiece`` sides) come from the training
     pairs only; the dev pairs only select the epoch (greedy decoding, see ``selection_error``).
+    With ``settings.average_last`` K > 1, the mean of the weights after the last K epochs
+    (checkpoint averaging, ``WeightAverage``) is scored on dev too and kept if it is better.
     After every epoch the whole training state goes to ``OUT.checkpoint/`` (atomically);
     ``resume`` continues from such a directory.  The checkpoint is removed once the model is saved.
     ``init`` starts from a trained model instead of random weights (a warm restart: the schedule
@@ -461,9 +464,12 @@ def train_seq2seq(
         total = steps_per_epoch * settings.epochs
         scheduler = warmup_cosine(optimizer, settings.warmup_steps, total)
         best, best_state, best_metrics, first_epoch, seconds_before = math.inf, None, {}, 1, 0.0
+        averager = WeightAverage(settings.average_last, settings.epochs)
         if state is not None:
             best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
                                             shuffler=shuffler, generator=generator)
+            averager.restore({k[len("extra.sum."):]: v for k, v in tensors.items() if k.startswith("extra.sum.")},
+                             state["extra"].get("averaged_epochs", []))
             best, best_metrics = state["extra"]["best"], state["extra"]["best_metrics"]
             first_epoch, seconds_before = state["epoch"] + 1, state["extra"]["seconds"]
         epochs_run = first_epoch - 1
@@ -489,17 +495,31 @@ def train_seq2seq(
                 best, best_metrics = error, metrics
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             epochs_run = epoch
+            averager.add(epoch, model)
             elapsed = seconds_before + time.perf_counter() - start
+            sums, averaged_epochs = averager.state()
             save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
                             generator=generator, epoch=epoch, best_state=best_state,
                             extra={"config": cfg.to_dict(), "settings": vars(settings), "best": best,
-                                   "best_metrics": best_metrics, "seconds": elapsed},
-                            files=files)
+                                   "best_metrics": best_metrics, "seconds": elapsed,
+                                   "averaged_epochs": averaged_epochs},
+                            files=files, extra_tensors={f"sum.{k}": v for k, v in sums.items()})
             if on_epoch:
                 on_epoch(EpochReport(epoch, settings.epochs, sum(losses) / len(losses), metrics, best,
                                      time.perf_counter() - epoch_start))
             if settings.max_minutes is not None and elapsed > 60 * settings.max_minutes:
                 break
+        averaged = None
+        average = averager.average()
+        if average is not None:
+            model.load_state_dict(average)
+            model.eval()
+            metrics = score_outputs([o.text for o in loaded.decode(dev_sources, beam=settings.dev_beam)],
+                                    dev_references, target)
+            error = selection_error(metrics, cfg.target)
+            averaged = {"epochs": averager.epochs, "dev_error": round(error, 5), "kept": error < best}
+            if error < best:
+                best, best_metrics, best_state = error, metrics, average
         seconds = seconds_before + time.perf_counter() - start
         saved = {
             "task": TASK,
@@ -507,7 +527,8 @@ def train_seq2seq(
             "training": {"seed": settings.seed, "settings": vars(settings), "epochs_run": epochs_run,
                          "train_pairs": len(train), "dev_pairs": len(dev), "seconds": round(seconds, 1),
                          "torch_threads": torch.get_num_threads(),
-                         **({"init": str(init)} if init is not None else {})},
+                         **({"init": str(init)} if init is not None else {}),
+                         **({"averaged": averaged} if averaged is not None else {})},
             "metrics": {f"dev_{k}": (round(v, 5) if isinstance(v, float) else v) for k, v in best_metrics.items()},
             **(meta or {}),
         }

@@ -26,6 +26,47 @@ def optimizer_step(loss: Tensor, model: torch.nn.Module, optimizer: torch.optim.
     return loss.item()
 
 
+class WeightAverage:
+    """The mean of a model's weights over the last epochs of a run (checkpoint averaging).
+
+    Vaswani et al. 2017 (section 6.1) average the last checkpoints of a run; fairseq ships
+    ``scripts/average_checkpoints.py`` for it.  Here a running sum of the weights after each of
+    the final ``last`` epochs of the schedule is kept (one copy of the weights, not ``last``), so it
+    fits in a checkpoint and a resumed run ends with the same average.  Float tensors are
+    averaged; other tensors (integer buffers) take the last epoch's value.
+    """
+
+    def __init__(self, last: int, epochs: int):
+        self.first_epoch = epochs - last + 1 if last > 1 else epochs + 1  # last <= 1: never averages
+        self.sums: dict[str, Tensor] = {}
+        self.epochs: list[int] = []
+
+    def add(self, epoch: int, model: torch.nn.Module) -> None:
+        """Count the model's weights after ``epoch`` if it is one of the last epochs."""
+        if epoch < self.first_epoch:
+            return
+        for name, value in model.state_dict().items():
+            value = value.detach()
+            if name in self.sums and value.is_floating_point():
+                self.sums[name] += value
+            else:
+                self.sums[name] = value.clone()
+        self.epochs.append(epoch)
+
+    def average(self) -> dict[str, Tensor] | None:
+        """The mean weights (a state dict), or None before two epochs were counted."""
+        if len(self.epochs) < 2:
+            return None
+        return {k: v / len(self.epochs) if v.is_floating_point() else v.clone() for k, v in self.sums.items()}
+
+    def state(self) -> tuple[dict[str, Tensor], list[int]]:
+        """(tensors, epochs counted) for a checkpoint."""
+        return self.sums, list(self.epochs)
+
+    def restore(self, tensors: dict[str, Tensor], epochs: list[int]) -> None:
+        self.sums, self.epochs = dict(tensors), list(epochs)
+
+
 def warmup_cosine(optimizer: torch.optim.Optimizer, warmup_steps: int, total_steps: int):
     """Learning-rate schedule: linear warm-up over ``warmup_steps``, then cosine decay to 0 at ``total_steps``.
 

@@ -159,3 +159,60 @@ def test_init_starts_from_a_trained_model_with_its_vocabularies_and_weights(tmp_
     assert saved["training"]["init"] == str(start)
     with pytest.raises(InputError, match="only one"):
         train_seq2seq(pairs, pairs[:10], tmp_path / "both", init=start, resume=tmp_path / "again")
+
+
+def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_checkpoint():
+    from seqattn.tasks.training import WeightAverage
+
+    model = torch.nn.Linear(2, 1)
+    average = WeightAverage(last=3, epochs=5)
+    seen = []
+    for epoch in range(1, 6):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        average.add(epoch, model)
+        if epoch == 3:  # a resumed run starts from the checkpointed sums
+            sums, epochs = average.state()
+            average = WeightAverage(last=3, epochs=5)
+            average.restore({k: v.clone() for k, v in sums.items()}, epochs)
+        seen.append(average.average())
+    assert seen[:3] == [None, None, None] and average.epochs == [3, 4, 5]
+    assert torch.equal(seen[-1]["weight"], torch.full((1, 2), 4.0))  # mean of 3, 4, 5
+    assert WeightAverage(last=1, epochs=5).average() is None
+
+
+def test_average_last_scores_the_mean_weights_on_dev_and_keeps_the_better(tmp_path):
+    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from tests.seq2seq_helpers import tiny_seq2seq_config
+
+    train = read_pairs(write_pairs(tmp_path / "train.tsv", reverse_pairs(300, 0)))
+    dev = read_pairs(write_pairs(tmp_path / "dev.tsv", reverse_pairs(30, 1)))
+    saved = train_seq2seq(train, dev, tmp_path / "m", tiny_seq2seq_config(),
+                          TrainSettings(epochs=4, max_tokens=300, lr=5e-3, warmup_steps=10, average_last=3))
+    averaged = saved["training"]["averaged"]
+    assert averaged["epochs"] == [2, 3, 4] and 0 <= averaged["dev_error"] <= 1
+    kept_error = saved["metrics"]["dev_sequence_error_rate"]
+    assert kept_error <= averaged["dev_error"] + 1e-9  # the kept model is never worse than the mean
+    if averaged["kept"]:
+        assert kept_error == pytest.approx(averaged["dev_error"], abs=1e-5)
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights_and_average(tmp_path):
+    """A run killed after epoch 2 and resumed from its checkpoint ends on the same model, byte for
+    byte, as an uninterrupted one, including the running sum of checkpoint averaging."""
+    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from tests.conftest import Killed, kill_at
+    from tests.seq2seq_helpers import tiny_seq2seq_config
+
+    train = read_pairs(write_pairs(tmp_path / "train.tsv", reverse_pairs(120, 0)))
+    dev = read_pairs(write_pairs(tmp_path / "dev.tsv", reverse_pairs(20, 1)))
+    settings = TrainSettings(epochs=4, max_tokens=300, lr=5e-3, warmup_steps=10, average_last=3)
+    whole = train_seq2seq(train, dev, tmp_path / "whole", tiny_seq2seq_config(), settings)
+    with pytest.raises(Killed):
+        train_seq2seq(train, dev, tmp_path / "cut", tiny_seq2seq_config(), settings, on_epoch=kill_at(2))
+    epochs_seen = []
+    resumed = train_seq2seq(train, dev, tmp_path / "cut", resume=tmp_path / "cut.checkpoint",
+                            on_epoch=lambda r: epochs_seen.append(r.epoch))
+    assert epochs_seen == [3, 4] and resumed["training"]["averaged"] == whole["training"]["averaged"]
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert not (tmp_path / "cut.checkpoint").exists()
