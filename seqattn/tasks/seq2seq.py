@@ -343,7 +343,9 @@ class EpochReport:
 
 
 def selection_error(metrics: dict, target_kind: str) -> float:
-    """The dev number that picks the epoch: G2P WER for symbol targets, 100 - BLEU or WER for text."""
+    """The dev number that picks the epoch: the sequence error rate (G2P's WER) for ``words`` targets,
+    the word error rate for character and sentencepiece targets (speech, translation: WER rather
+    than BLEU, so one number serves both)."""
     if target_kind == "words":
         return metrics["sequence_error_rate"]
     return metrics["word_error_rate"]
