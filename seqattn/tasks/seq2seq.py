@@ -497,7 +497,7 @@ def train_seq2seq(
                 best, best_metrics = error, metrics
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
             epochs_run = epoch
-            averager.add(epoch, model)
+            averager.add(epoch, model.state_dict())
             elapsed = seconds_before + time.perf_counter() - start
             sums, averaged_epochs = averager.state()
             save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,

@@ -41,11 +41,11 @@ class WeightAverage:
         self.sums: dict[str, Tensor] = {}
         self.epochs: list[int] = []
 
-    def add(self, epoch: int, model: torch.nn.Module) -> None:
-        """Count the model's weights after ``epoch`` if it is one of the last epochs."""
+    def add(self, epoch: int, weights: dict[str, Tensor]) -> None:
+        """Count the weights after ``epoch`` (a state dict) if it is one of the last epochs."""
         if epoch < self.first_epoch:
             return
-        for name, value in model.state_dict().items():
+        for name, value in weights.items():
             value = value.detach()
             if name in self.sums and value.is_floating_point():
                 self.sums[name] += value

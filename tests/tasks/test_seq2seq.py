@@ -170,7 +170,7 @@ def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_checkpoint
     for epoch in range(1, 6):
         with torch.no_grad():
             model.weight.fill_(epoch)
-        average.add(epoch, model)
+        average.add(epoch, model.state_dict())
         if epoch == 3:  # a resumed run starts from the checkpointed sums
             sums, epochs = average.state()
             average = WeightAverage(last=3, epochs=5)
