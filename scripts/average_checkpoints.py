@@ -4,7 +4,8 @@ Usage:
   python scripts/average_checkpoints.py --like MODEL_DIR --out DIR CHECKPOINT_DIR_OR_FILE...
 
 Each checkpoint is a training checkpoint (`OUT.checkpoint/` of `seqattn train ...`, or a copy of
-its `checkpoint.safetensors`); its `model.*` tensors are the weights after that epoch. They are
+its `checkpoint.safetensors`), whose `model.*` tensors are the weights after that epoch, or a
+saved model directory (for the last epoch, whose checkpoint the trainer removes). They are
 averaged in the order given with the same code as `seqattn train seq2seq --average-last K`
 (seqattn.tasks.training.WeightAverage), so averaging copies of the last K checkpoints of a run
 gives the model that `--average-last K` would have scored. The config and any vocabulary files
@@ -33,10 +34,13 @@ def main() -> None:
 
     average = WeightAverage(last=len(args.checkpoints), epochs=len(args.checkpoints))
     for epoch, path in enumerate(args.checkpoints, 1):
-        file = path / "checkpoint.safetensors" if path.is_dir() else path
-        weights = {k[len("model."):]: v for k, v in load_file(str(file)).items() if k.startswith("model.")}
-        if not weights:
-            raise SystemExit(f"{file}: no model.* tensors (not a training checkpoint)")
+        if (path / WEIGHTS).is_file():  # a saved model directory (the run's last epoch, say)
+            weights = load_file(str(path / WEIGHTS))
+        else:
+            file = path / "checkpoint.safetensors" if path.is_dir() else path
+            weights = {k[len("model."):]: v for k, v in load_file(str(file)).items() if k.startswith("model.")}
+            if not weights:
+                raise SystemExit(f"{file}: no model.* tensors (not a training checkpoint)")
         average.add(epoch, weights)
     config = json.loads((args.like / CONFIG).read_text(encoding="utf-8"))
     config.setdefault("training", {})["averaged_checkpoints"] = [str(p) for p in args.checkpoints]
