@@ -78,7 +78,7 @@ def measure(clip: Path, reference: list[str] | None = None) -> dict:
              "cpu_s": round(usage.ru_utime + usage.ru_stime, 2), "frames": result["frames"],
              "digits_out": len(result["transcript"].split()), "segments": len(result["segments"])}
     if reference is not None:
-        from seqattn.tasks.speech import edit_distance
+        from seqattn.tasks.scoring import edit_distance
 
         found["digits_spoken"] = len(reference)
         found["digit_error_rate"] = round(edit_distance(result["transcript"].split(), reference) / len(reference), 4)

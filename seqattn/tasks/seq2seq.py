@@ -32,6 +32,7 @@ from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2Se
 from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
 from seqattn.tasks.batching import length_batches
+from seqattn.tasks.scoring import edit_distance
 from seqattn.tasks.training import WeightAverage, optimizer_step, warmup_cosine
 
 TASK = "seq2seq"
@@ -232,17 +233,6 @@ def load_seq2seq(name_or_path: str | Path = "en-g2p") -> LoadedSeq2Seq:
 
 
 # --------------------------------------------------------------------------- evaluation
-
-
-def edit_distance(a: list, b: list) -> int:
-    """Levenshtein distance (insertions, deletions, substitutions cost 1)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 def group_references(pairs: list[Pair]) -> tuple[list, list[list[str]]]:

@@ -32,6 +32,7 @@ from seqattn.models.io import read_model
 from seqattn.models.speech import SILENCE, SpeechConfig, SpeechModel
 from seqattn.readers.audio import audio_info, iter_audio, resampled_length
 from seqattn.readers.frames import FeatureExtractor, FrameSpec
+from seqattn.tasks.scoring import edit_distance
 
 TASK = "speech"
 CHUNK_FRAMES = 8192  # output frames per model call on long audio (82 s at a 10 ms hop)
@@ -462,17 +463,6 @@ def read_manifest(path: str | Path) -> list[ManifestRow]:
     if not rows:
         raise InputError(f"{path}: the manifest lists no clips")
     return rows
-
-
-def edit_distance(a: list[str], b: list[str]) -> int:
-    """Levenshtein distance between two label sequences (substitutions, insertions, deletions)."""
-    previous = list(range(len(b) + 1))
-    for i, x in enumerate(a, 1):
-        current = [i]
-        for j, y in enumerate(b, 1):
-            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (x != y)))
-        previous = current
-    return previous[-1]
 
 
 def evaluate_speech(loaded: LoadedSpeechModel, rows: list[ManifestRow],

@@ -5,8 +5,9 @@ import pytest
 import torch
 
 from seqattn.readers.pairs import Pair, read_pairs
-from seqattn.tasks.seq2seq import (Symbols, edit_distance, evaluate_seq2seq, frame_features, group_references,
-                                   load_seq2seq, score_outputs)
+from seqattn.tasks.scoring import edit_distance
+from seqattn.tasks.seq2seq import (Symbols, evaluate_seq2seq, frame_features, group_references, load_seq2seq,
+                                   score_outputs)
 from tests.seq2seq_helpers import reverse_pairs, trained_reverser, write_pairs
 
 

@@ -12,8 +12,9 @@ from seqattn.errors import InputError, ModelError
 from seqattn.heads.classification import PoolingAccumulator
 from seqattn.heads.ctc import collapse
 from seqattn.models.speech import SpeechModel
-from seqattn.tasks.speech import (SegmentBuilder, edit_distance, evaluate_speech, iter_chunk_outputs,
-                                  load_speech_model, read_manifest, recognise)
+from seqattn.tasks.scoring import edit_distance
+from seqattn.tasks.speech import (SegmentBuilder, evaluate_speech, iter_chunk_outputs, load_speech_model,
+                                  read_manifest, recognise)
 from seqattn.tasks.speech_training import TrainSettings, speech_span, train_speech
 from tests.conftest import Killed, kill_at, make_tone_clips, tiny_speech_config, tone_clip
 
