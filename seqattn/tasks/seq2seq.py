@@ -33,7 +33,7 @@ from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
 from seqattn.tasks.batching import length_batches
 from seqattn.tasks.scoring import edit_distance
-from seqattn.tasks.training import WeightAverage, optimizer_step, warmup_cosine
+from seqattn.tasks.training import WeightAverage, optimizer_step, seed_run, warmup_cosine
 
 TASK = "seq2seq"
 SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
@@ -415,10 +415,7 @@ def train_seq2seq(
         if isinstance(pair.source, np.ndarray) != frames:
             raise InputError(f"{pair.where}: the model's source is {cfg.source}, this data is "
                              f"{'frames' if isinstance(pair.source, np.ndarray) else 'text'}")
-    random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
-    shuffler = random.Random(settings.seed)
+    generator, shuffler = seed_run(settings.seed)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         files: dict[str, Path] = {}

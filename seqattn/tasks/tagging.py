@@ -6,7 +6,6 @@ is reported through an optional callback so a caller can draw a progress bar.
 
 from __future__ import annotations
 
-import random
 import shutil
 import tempfile
 import time
@@ -23,7 +22,7 @@ from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
 from seqattn.readers.subwords import SubwordModel, train_subwords
-from seqattn.tasks.training import optimizer_step, warmup_cosine
+from seqattn.tasks.training import optimizer_step, seed_run, warmup_cosine
 
 TASK = "tagger"
 SUBWORDS = "subwords.model"
@@ -200,10 +199,7 @@ def train_tagger(
     if not train or not dev:
         raise InputError(f"{train_path if not train else dev_path}: no sentences with gold UPOS")
 
-    random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
-    generator = torch.Generator().manual_seed(settings.seed)
-    shuffler = random.Random(settings.seed)
+    generator, shuffler = seed_run(settings.seed)
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         if state is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 from pathlib import Path
 
 import torch
@@ -24,6 +25,17 @@ def optimizer_step(loss: Tensor, model: torch.nn.Module, optimizer: torch.optim.
     if scheduler is not None:
         scheduler.step()
     return loss.item()
+
+
+def seed_run(seed: int) -> tuple[torch.Generator, random.Random]:
+    """Seed Python's and torch's global generators for a training run.
+
+    Returns (a torch Generator for data noise, a Random for batch order), both from ``seed``; the
+    calls are made in a fixed order so that the same seed gives the same run.
+    """
+    random.seed(seed)
+    torch.manual_seed(seed)
+    return torch.Generator().manual_seed(seed), random.Random(seed)
 
 
 class WeightAverage:
