@@ -39,18 +39,23 @@ def attention_cli(
         raise InputError("--length must be >= 1 and --window >= 0")
     out = console() if fmt == "pretty" else None
 
-    def show(r):
-        if out is not None:
-            step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
-            detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
-                                          f" {100 * r['peak_fraction']:>3.0f}%")
-            out.print(f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}", soft_wrap=True)
+    def line(r, share: bool) -> str:
+        step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
+        detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
+                                      + (f" {100 * r['peak_fraction']:>3.0f}%" if share else ""))
+        return f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}"
 
-    report = benchmark(length, window, impl, show, passes=(False, True) if backward else (False,))
+    def progress(r):  # shares of the peak are known only at the end (the peak is the run's maximum)
+        if out is not None:
+            out.print(line(r, share=False), soft_wrap=True, style="dim")
+
+    report = benchmark(length, window, impl, progress, passes=(False, True) if backward else (False,))
     if fmt == "json":
         write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
     else:
-        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s")
+        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s; share of it:")
+        for r in report["results"]:
+            out.print(line(r, share=True), soft_wrap=True)
 
 
 @benchmark_app.command("speed")

@@ -36,6 +36,18 @@ def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
     assert step["impl"] == "seqattn" and step["pass"] == "forward+backward" and step["ms"] > 0
     assert 0 < step["peak_fraction"]
     assert flex["impl"] == "flex" and "no CPU backward" in flex["skipped"]
+    # The peak is the run's highest GEMM rate, the child's own measurement included.
+    assert report["gemm_gflops"] >= step["gemm_gflops"] > 0
+    assert step["peak_fraction"] == round(step["gflops"] / report["gemm_gflops"], 3)
+
+
+def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
+    proc = seqattn("benchmark", "attention", "-n", "128", "-w", "4", "--impl", "seqattn", "--format", "pretty")
+    assert proc.returncode == 0, proc.stderr
+    text = proc.stdout.decode()
+    progress, summary = text.split("fp32 GEMM peak in this run:")
+    assert "GFLOP/s" in progress and "%" not in progress
+    assert summary.count("%") == 1 and "N=   128 w=  4 seqattn" in summary
 
 
 def test_speed_of_a_tagger_on_conllu_and_on_text(tiny_treebank, tiny_tagger_dir, tmp_path):
