@@ -165,23 +165,30 @@ def test_fused_path_gradients_for_any_block_size(window, block):
         assert (a - b).abs().max() <= 1e-9
 
 
-@pytest.mark.parametrize("n,window,block", [(61, 3, 4), (61, 10, 4), (64, 16, 16), (200, 20, 32), (97, 40, 8), (150, 2, 32)])
-def test_inference_views_path_equals_dense_reference_with_padding(n, window, block):
+@pytest.mark.parametrize("b,n,window,block", [(3, 200, 3, 4), (3, 130, 10, 4), (3, 97, 40, 2), (3, 150, 2, 4),
+                                               (1, 64, 16, 16), (1, 200, 20, 32), (3, 64, 16, 16)])
+def test_inference_views_path_equals_dense_reference_with_padding(b, n, window, block, monkeypatch):
     """Without gradients the banded layout reads K and V through strided views (ends padded,
-    interior in place); it must equal the dense reference, padding and relative bias included,
-    on the strided q, k, v that MultiHeadSelfAttention passes in."""
-    from seqattn.nn.attention import fused_attention
+    interior in place) for one sequence or for sequences of >= VIEWS_MIN_BLOCKS blocks; it must
+    equal the dense reference, padding and relative bias included, on the strided q, k, v that
+    MultiHeadSelfAttention passes in."""
+    from seqattn.nn import attention as module
 
+    calls = []
+    views = module._banded_sdpa_views
+    monkeypatch.setattr(module, "_banded_sdpa_views", lambda *a: calls.append(1) or views(*a))
     torch.manual_seed(1)
-    qkv = torch.randn(3, n, 3, 2, 8).permute(2, 0, 3, 1, 4)  # 3 x (B=3, H=2, N, Dh=8), not contiguous
-    q, k, v = qkv
-    pad = torch.zeros(3, n, dtype=torch.bool)
-    pad[1, n // 3:] = True  # a short sequence
-    pad[2, n // 2:n // 2 + window + 1] = True  # a hole wider than the window: some rows see no key
+    q, k, v = torch.randn(b, n, 3, 2, 8).permute(2, 0, 3, 1, 4)  # 3 x (B, H=2, N, Dh=8), not contiguous
+    pad = torch.zeros(b, n, dtype=torch.bool)
+    if b == 3:
+        pad[1, n // 3:] = True  # a short sequence
+        pad[2, n // 2:n // 2 + window + 1] = True  # a hole wider than the window: some rows see no key
     bias = torch.randn(2, 2 * window + 1)
     ref, _ = dense_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
     with torch.no_grad():
-        fast = fused_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias, block=block)
-        plain = fused_attention(q, k, v, window=window, block=block)
+        fast = module.fused_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias, block=block)
+        plain = module.fused_attention(q, k, v, window=window, block=block)
     assert (fast - ref).abs().max() <= 1e-5
     assert (plain - dense_attention(q, k, v, window=window)[0]).abs().max() <= 1e-5
+    took_views = b == 1 or -(-n // block) >= module.VIEWS_MIN_BLOCKS
+    assert len(calls) == (2 if took_views else 0)
