@@ -51,9 +51,11 @@ def attention_cli(
 
     report = benchmark(length, window, impl, progress, passes=(False, True) if backward else (False,))
     if fmt == "json":
-        write(json.dumps(report["results"] + [{"impl": "gemm", "gflops": report["gemm_gflops"]}]) + "\n")
+        gemm = {"impl": "gemm", "gflops": report["gemm_gflops"], "lowest_gflops": report["gemm_gflops_lowest"]}
+        write(json.dumps(report["results"] + [gemm]) + "\n")
     else:
-        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s; share of it:")
+        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s (slowest re-measurement: "
+                  f"{report['gemm_gflops_lowest']}; far below the peak means a disturbed run); share of it:")
         for r in report["results"]:
             out.print(line(r, share=True), soft_wrap=True)
 
