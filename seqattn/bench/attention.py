@@ -4,7 +4,8 @@ Each measurement runs in a fresh child process (``python -m seqattn.bench.attent
 because a process's peak RSS cannot be reset: the child reports its peak RSS above the RSS it had
 after building the inputs.  Implementations compared (forward, fp32, batch 1, H heads of size Dh):
 
-    seqattn  seqattn.nn.attention.fused_attention: SDPA once over all query blocks (O(N * w) memory)
+    seqattn  seqattn.nn.attention.fused_attention: SDPA over all query blocks, K and V windows read
+             in place through strided views in the forward pass (O(N * w) memory)
     dense    SDPA over the full N x N scores with a precomputed float band mask (skipped where the
              mask alone would exceed ``DENSE_LIMIT_BYTES``)
     flex     torch.compile'd FlexAttention with a sliding-window block mask (optional; compiling
