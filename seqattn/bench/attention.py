@@ -177,8 +177,8 @@ def benchmark(lengths: list[int], windows: list[int], impls: list[str], on_resul
     ``passes``: False for the forward, True for a training step (forward + backward).
     Each result has length, window, impl, pass, ms, peak_mb, gflops, peak_fraction (or ``skipped``).
 
-    The GEMM peak (``gemm_gflops``) is the highest matmul rate seen in the run: measured here first, then again in
-    every child right after its kernel.  This VM slows down by up to 10x for seconds; one
+    The GEMM peak (``gemm_gflops``) is the highest matmul rate seen in the run: measured here
+    first, then again in every child right after its kernel.  This VM slows down by up to 10x for seconds; one
     measurement taken in such a moment once gave half the usual peak (152 against 250-290 GFLOP/s)
     and would have doubled every ``peak_fraction``.  The maximum can only make the fractions
     smaller, never flatter the kernels.  ``gemm_gflops_lowest``, the slowest child's rate, shows

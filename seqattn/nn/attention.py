@@ -326,9 +326,9 @@ def _banded_sdpa_views(q: Tensor, k: Tensor, v: Tensor, window: int, block: int,
     read K and V in place through ``_row_windows``, with one (block, span) mask broadcast over
     all blocks.  Only the blocks at the two ends, whose windows reach past the sequence, work on
     small zero-padded copies with a mask per block.  Measured at N = 16384 (fp32, 4 heads of 64,
-    2 threads): 1.3-1.4x faster than the copying path.  A batch is done one sequence at a time
-    (see ``VIEWS_MIN_BLOCKS``).  Outputs are equal to it (same kernel,
-    same blocks); rows with no allowed key are zeros.
+    2 threads): 1.3-1.4x faster than the copying path, with the same outputs (same kernel, same
+    blocks).  A batch is done one sequence at a time (see ``VIEWS_MIN_BLOCKS``).  Rows with no
+    allowed key are zeros.
 
     Shapes:
         q, k, v: (B, H, N, Dh); in_band: (block, span) bool; bias: (1, H, block, span) or None;
@@ -387,9 +387,11 @@ def fused_attention(
 
     The same function as ``dense_attention`` / ``banded_attention`` with score="dot", computed
     by ``F.scaled_dot_product_attention``: over the whole sequence for full attention and short
-    sequences, otherwise once over all query blocks of the banded layout (each block with its
-    B + 2w keys), which keeps memory O(N * w).  Rows with no allowed key come out as zeros, as
-    in the reference path.
+    sequences, otherwise over all query blocks of the banded layout (each block with its B + 2w
+    keys), which keeps memory O(N * w).  Without gradients (and for one sequence or long ones)
+    SDPA reads the key windows in place (``_banded_sdpa_views``); otherwise they are copied into
+    one contiguous batch with a cheap backward (``_BlockWindows``).  Rows with no allowed key come
+    out as zeros, as in the reference path.
 
     Shapes:
         q, k, v: (B, H, N, Dh)  ->  (B, H, N, Dh)
@@ -423,9 +425,10 @@ def fused_attention(
     if not needs_grad and not dropout and (bsz == 1 or n_blocks >= VIEWS_MIN_BLOCKS):
         return _banded_sdpa_views(q, k, v, window, block, in_band, bias, key_padding_mask)
 
-    # Training: blocks become the batch of one SDPA call: (B * nb, H, block, Dh) queries against contiguous
-    # (B * nb, H, span, Dh) key/value windows.  SDPA's fused CPU kernel takes this layout; the
-    # overlapping 5-D views would send it to the slow math path (../shared/notes, trap 3).
+    # Training, and batches of short sequences: blocks become the batch of one SDPA call,
+    # (B * nb, H, block, Dh) queries against contiguous (B * nb, H, span, Dh) key/value windows.
+    # SDPA's fused CPU kernel takes this layout; overlapping 5-D views would send it to the slow
+    # math path (../shared/notes, trap 3).
     q_blocks = _query_blocks(q, block, n_blocks)  # (B * nb, H, block, Dh)
     k_windows = _BlockWindows.apply(k, window, block, n_blocks)  # (B * nb, H, span, Dh)
     v_windows = _BlockWindows.apply(v, window, block, n_blocks)
