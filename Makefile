@@ -8,7 +8,8 @@ PYTHON ?= python3
 
 # torch first (the CPU wheel these machines carry), then the package: pip must never resolve
 # another torch, which would pull gigabytes of CUDA packages.
-$(STAMP): pyproject.toml
+# setup.py builds the C++ kernel (seqattn/nn/csrc) in place; an edit to it re-installs.
+$(STAMP): pyproject.toml setup.py seqattn/nn/csrc/banded_attention.cpp
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
 	$(PY) -m pip install -q --disable-pip-version-check -e '.[test]'
@@ -29,4 +30,4 @@ fuzz: $(STAMP)
 	OMP_NUM_THREADS=1 $(PY) benchmarks/fuzz.py < /dev/null
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info seqattn/nn/_banded_attention*.so

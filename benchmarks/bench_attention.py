@@ -9,5 +9,5 @@ import json
 from seqattn.bench.attention import benchmark
 
 if __name__ == "__main__":
-    print(json.dumps(benchmark([1024, 4096, 16384, 65536], [16, 64, 256], ["seqattn", "dense", "flex"],
+    print(json.dumps(benchmark([1024, 4096, 16384, 65536], [16, 64, 256], ["seqattn", "blocks", "dense", "flex"],
                                 passes=(False, True))))

@@ -4,8 +4,10 @@ Each measurement runs in a fresh child process (``python -m seqattn.bench.attent
 because a process's peak RSS cannot be reset: the child reports its peak RSS above the RSS it had
 after building the inputs.  Implementations compared (forward, fp32, batch 1, H heads of size Dh):
 
-    seqattn  seqattn.nn.attention.fused_attention: SDPA over all query blocks, K and V windows read
-             in place through strided views in the forward pass (O(N * w) memory)
+    seqattn  seqattn.nn.attention.fused_attention as every seqattn command runs it: the C++ kernel
+             (seqattn/nn/csrc, fp32 on AVX-512) where it is built, else the torch path below
+    blocks   the same function on its torch path (``SEQATTN_NATIVE=0``): SDPA over all query blocks,
+             K and V windows read in place through strided views (O(N * w) memory)
     dense    SDPA over the full N x N scores with a precomputed float band mask (skipped where the
              mask alone would exceed ``DENSE_LIMIT_BYTES``)
     flex     torch.compile'd FlexAttention with a sliding-window block mask (optional; compiling
@@ -25,13 +27,14 @@ in torch 2.13, so it is measured forward only.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import subprocess
 import sys
 import time
 
 DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and said so)
-IMPLS = ("seqattn", "dense", "flex")
+IMPLS = ("seqattn", "blocks", "dense", "flex")
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -105,7 +108,9 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     device = "cuda" if torch.cuda.is_available() else "cpu"
     torch.manual_seed(0)
     q, k, v = (torch.randn(1, heads, n, d_head, device=device, requires_grad=backward) for _ in range(3))
-    if impl == "seqattn":
+    if impl == "blocks":
+        os.environ["SEQATTN_NATIVE"] = "0"  # read on every call by seqattn.nn.native.available
+    if impl in ("seqattn", "blocks"):
         def forward():
             return fused_attention(q, k, v, window=window)
     elif impl == "dense":
@@ -147,8 +152,17 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
     peak_mb = round(max(0.0, _peak_rss_mb() - base), 1)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
-            "device": device, "ms": round(ms, 2), "peak_mb": peak_mb, "gflops": round(gflops, 1),
+            "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb, "gflops": round(gflops, 1),
             "gemm_gflops": round(gemm_gflops(repeats=3), 1)}
+
+
+def _kernel(impl: str, device: str) -> str:
+    """What ran: "native" (the C++ kernel), "torch" or "compiled" (FlexAttention)."""
+    from seqattn.nn import native
+
+    if impl == "flex":
+        return "compiled"
+    return "native" if impl == "seqattn" and device == "cpu" and native.available() else "torch"
 
 
 def run_child(impl: str, n: int, window: int, timeout_s: float = 600, backward: bool = False) -> dict:

@@ -14,8 +14,10 @@ benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format j
 def attention_cli(
     length: List[int] = typer.Option([1024, 4096, 16384, 65536], "--length", "-n", help="Sequence lengths N."),
     window: List[int] = typer.Option([16, 64, 256], "--window", "-w", help="Attention half-widths w."),
-    impl: List[str] = typer.Option(["seqattn", "dense", "flex"], "--impl",
-                                   help="seqattn | dense (SDPA + band mask) | flex (compiled FlexAttention)."),
+    impl: List[str] = typer.Option(["seqattn", "blocks", "dense", "flex"], "--impl",
+                                   help="seqattn (as the commands run it: the C++ kernel where built) | blocks "
+                                   "(its torch path, SDPA per query block) | dense (SDPA + band mask) | flex "
+                                   "(compiled FlexAttention)."),
     backward: bool = typer.Option(False, "--backward", help="Also time a training step (forward + backward)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
 ) -> None:
@@ -41,9 +43,10 @@ def attention_cli(
 
     def line(r, share: bool) -> str:
         step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
+        kernel = f" ({r['kernel']})" if r.get("kernel") and r["impl"] == "seqattn" else ""
         detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
                                       + (f" {100 * r['peak_fraction']:>3.0f}%" if share else ""))
-        return f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}"
+        return f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}{kernel}"
 
     def progress(r):  # shares of the peak are known only at the end (the peak is the run's maximum)
         if out is not None:

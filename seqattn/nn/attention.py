@@ -28,6 +28,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqattn.nn import native
+
 Score = Literal["dot", "additive"]
 SCORES: tuple[str, ...] = ("dot", "additive")
 MASK_VALUE = -1e9  # finite "minus infinity" (see module docstring)
@@ -422,6 +424,10 @@ def fused_attention(
     if relative_bias is not None:
         bias = relative_bias[:, slot.clamp(0, 2 * window)][None]  # (1, H, block, span)
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
+    if not needs_grad and not dropout:
+        out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias)
+        if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py)
+            return out
     if not needs_grad and not dropout and (bsz == 1 or n_blocks >= VIEWS_MIN_BLOCKS):
         return _banded_sdpa_views(q, k, v, window, block, in_band, bias, key_padding_mask)
 

@@ -174,6 +174,7 @@ def test_inference_views_path_equals_dense_reference_with_padding(b, n, window, 
     MultiHeadSelfAttention passes in."""
     from seqattn.nn import attention as module
 
+    monkeypatch.setenv("SEQATTN_NATIVE", "0")  # the torch path (the C++ kernel: tests/nn/test_native.py)
     calls = []
     views = module._banded_sdpa_views
     monkeypatch.setattr(module, "_banded_sdpa_views", lambda *a: calls.append(1) or views(*a))

@@ -1,0 +1,90 @@
+"""The C++ truncated-attention kernel (seqattn/nn/csrc) against the dense reference."""
+
+import shutil
+
+import pytest
+import torch
+
+from seqattn.nn import native
+from seqattn.nn.attention import dense_attention, fused_attention
+
+AVX512 = torch.backends.cpu.get_cpu_capability() == "AVX512"
+COMPILER = shutil.which("c++") or shutil.which("g++") or shutil.which("clang++")
+pytestmark = pytest.mark.skipif(not (AVX512 and COMPILER),
+                                reason="the kernel is built and used only with a C++ compiler on an AVX-512 CPU")
+
+
+def _qkv(b, h, n, d, seed=0):
+    """q, k, v as MultiHeadSelfAttention passes them: strided views of one (B, N, 3, H, D) projection."""
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(b, n, 3, h, d, generator=g).permute(2, 0, 3, 1, 4).unbind(0)
+
+
+def test_kernel_is_built_where_it_can_be():
+    """setup.py builds it next to seqattn/nn/native.py on any machine with a compiler (make demo, CI)."""
+    assert native.available(), "seqattn/nn/_banded_attention*.so missing: run `pip install -e .` (make test does)"
+
+
+@pytest.mark.parametrize("b,h,n,d,window", [
+    (1, 4, 300, 64, 16), (2, 2, 257, 32, 5), (1, 4, 1000, 64, 64), (3, 1, 50, 16, 100), (1, 2, 130, 128, 7),
+    (2, 3, 17, 64, 0), (1, 1, 5, 32, 1), (2, 2, 333, 64, 256),
+])
+def test_equals_dense_reference_with_padding_and_relative_bias(b, h, n, d, window):
+    q, k, v = _qkv(b, h, n, d)
+    pad = torch.zeros(b, n, dtype=torch.bool)
+    if b > 1:
+        pad[1, n // 3:] = True  # a short sequence
+    if b > 2:
+        pad[2, n // 2:n // 2 + window + 1] = True  # a hole wider than the window: rows with no key
+    bias = torch.randn(h, 2 * window + 1, generator=torch.Generator().manual_seed(2))
+    ref, _ = dense_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+    out = native.banded_attention(q, k, v, window, pad, bias)
+    assert out is not None
+    assert (out - ref).abs().max() <= 1e-5
+    plain = native.banded_attention(q, k, v, window)
+    assert (plain - dense_attention(q, k, v, window=window)[0]).abs().max() <= 1e-5
+
+
+def test_rows_without_keys_are_zeros():
+    q, k, v = _qkv(2, 2, 90, 32)
+    everything = torch.ones(2, 90, dtype=torch.bool)
+    out = native.banded_attention(q, k, v, 4, everything)
+    assert (out == 0).all()
+
+
+def test_same_result_on_one_thread_and_two():
+    q, k, v = _qkv(1, 4, 700, 64)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = native.banded_attention(q, k, v, 20)
+        torch.set_num_threads(2)
+        two = native.banded_attention(q, k, v, 20)
+    finally:
+        torch.set_num_threads(threads)
+    assert torch.equal(one, two)
+
+
+def test_fused_attention_uses_it_for_inference_only(monkeypatch):
+    """Inference goes through the kernel; training (gradients) through torch, with its backward."""
+    calls = []
+    kernel = native.banded_attention
+    monkeypatch.setattr(native, "banded_attention", lambda *a: calls.append(1) or kernel(*a))
+    q, k, v = _qkv(2, 4, 200, 64)
+    with torch.no_grad():
+        out = fused_attention(q, k, v, window=8)
+    assert calls and native.available()
+    assert (out - dense_attention(q, k, v, window=8)[0]).abs().max() <= 1e-5
+    q.requires_grad_(True)
+    fused_attention(q, k, v, window=8).sum().backward()
+    assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
+def test_declines_what_it_does_not_compute(monkeypatch):
+    q, k, v = _qkv(1, 2, 64, 8)  # head size 8
+    assert native.banded_attention(q, k, v, 4) is None
+    q, k, v = _qkv(1, 2, 64, 16)
+    assert native.banded_attention(q.double(), k.double(), v.double(), 4) is None
+    assert native.banded_attention(q.requires_grad_(True), k, v, 4) is None
+    monkeypatch.setenv("SEQATTN_NATIVE", "0")
+    assert native.banded_attention(q.detach(), k, v, 4) is None
