@@ -15,8 +15,9 @@ setup(
             "seqattn.nn._banded_attention",
             sources=["seqattn/nn/csrc/banded_attention.cpp"],
             language="c++",
-            # -Wno-uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps).
-            extra_compile_args=["-O3", "-march=native", "-std=c++17", "-fopenmp", "-Wno-uninitialized"],
+            # -Wno-uninitialized: GCC 12 warns inside its own avx512fintrin.h (_mm512_undefined_ps); -Wno-psabi:
+            # GCC notes the ABI of 64-byte vectors between inlined helpers when AVX-512 is off.
+            extra_compile_args=["-O3", "-march=native", "-std=c++17", "-fopenmp", "-Wno-uninitialized", "-Wno-psabi"],
             extra_link_args=["-fopenmp"],
             optional=True,
         )

@@ -63,7 +63,27 @@ inline vf fmadd(vf a, vf b, vf c) { return a * b + c; }
 #endif
 
 
-// exp(x) for x <= 0 (Cephes expf: round-to-nearest range reduction, degree-6 polynomial;
+#if defined(__AVX512F__)
+// exp(x) for x <= 0, -inf included (gives 0): Cephes expf's reduction and degree-6 polynomial
+// (relative error ~1e-7), 2^n applied by vscalefps, which also flushes large negative n to 0.
+inline vf vexp(vf xv) {
+  const __m512 x = (__m512)xv;
+  const __mmask16 finite = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-INFINITY), _CMP_NEQ_OQ);
+  const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m512 r = _mm512_fnmadd_ps(n, _mm512_set1_ps(0.693359375f), x);
+  r = _mm512_fnmadd_ps(n, _mm512_set1_ps(-2.12194440e-4f), r);
+  __m512 p = _mm512_set1_ps(1.9875691500e-4f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
+  p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
+  return (vf)_mm512_maskz_scalef_ps(finite, p, n);
+}
+#else
+// The same without AVX-512: exp(x) for x <= 0 (Cephes expf: round-to-nearest range reduction, degree-6 polynomial;
 // relative error ~1e-7).  Inputs below -87.3 give 0.
 inline vf vexp(vf x) {
   const vf lo = splat(-87.3f);
@@ -86,6 +106,8 @@ inline vf vexp(vf x) {
   p = p * scale;
   return underflow ? vf{} : p;
 }
+
+#endif
 
 #if defined(__AVX512F__)
 // dst[c * 16 + r] = scale * src[r * stride + c] for a 16 x 16 block (three rounds of shuffles).
@@ -218,31 +240,50 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   for (; j + 8 <= j1; j += 8) scores_tile<8, D>(k + int64_t(j) * D, qt, st + (j - cs) * L);
   for (; j < j1; ++j) scores_tile<1, D>(k + int64_t(j) * D, qt, st + (j - cs) * L);
 
-  // Softmax over keys, per query: key j is in query i's band when i <= j - cs <= i + 2w.
+  // Softmax over keys, per query: key j is in query i's band when i <= j - cs <= i + 2w, so the
+  // keys jj in [PANEL - 1, 2w] are in every band of the panel and need no band mask.
   const uint8_t* pad = a.pad ? a.pad + b * a.pad_b : nullptr;
   const float* rbias = a.rbias ? a.rbias + h * a.rbias_h : nullptr;
   vi iota;
   for (int t = 0; t < L; ++t) iota[t] = t;
   const vf neg_inf = splat(-INFINITY);
+  const int first = j0 - cs, last = j1 - cs;  // local key rows [first, last)
+  const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
   vf m = neg_inf;
-  for (int jj = j0 - cs; jj < j1 - cs; ++jj) {
+  auto edge = [&](int jj) {
     vf x = load(st + jj * L);
     if (rbias) x += load(rbias + (L + 2 * w - jj));  // bias[jj - i] for query i
-    bool key_ok = !(pad && pad[cs + jj]);
     vi allowed = (iota <= jj) & (iota >= jj - 2 * w);
-    x = allowed && key_ok ? x : neg_inf;
+    x = allowed && !(pad && pad[cs + jj]) ? x : neg_inf;
     store(st + jj * L, x);
     m = m > x ? m : x;
+  };
+  for (int jj = first; jj < std::min(last, mid_lo); ++jj) edge(jj);
+  if (rbias || pad) {
+    for (int jj = mid_lo; jj < mid_hi; ++jj) {
+      vf x = load(st + jj * L);
+      if (rbias) x += load(rbias + (L + 2 * w - jj));
+      if (pad && pad[cs + jj]) x = neg_inf;
+      store(st + jj * L, x);
+      m = m > x ? m : x;
+    }
+  } else {
+    for (int jj = mid_lo; jj < mid_hi; ++jj) {
+      vf x = load(st + jj * L);
+      m = m > x ? m : x;
+    }
   }
-  m = m == neg_inf ? vf{} : m;  // queries with no allowed key: every p below is exp(-inf) = 0
+  for (int jj = std::max(mid_hi, mid_lo); jj < last; ++jj) edge(jj);
+  vi has_key = m != neg_inf;
+  m = has_key ? m : vf{};  // queries with no allowed key: every p below is exp(-inf) = 0
   vf sum = vf{};
-  for (int jj = j0 - cs; jj < j1 - cs; ++jj) {
+  for (int jj = first; jj < last; ++jj) {
     vf p = vexp(load(st + jj * L) - m);
     store(st + jj * L, p);
     sum += p;
   }
   float inv[PANEL];
-  for (int i = 0; i < PANEL; ++i) inv[i] = sum[i] > 0.f ? 1.f / sum[i] : 0.f;
+  for (int i = 0; i < PANEL; ++i) inv[i] = has_key[i] ? 1.f / sum[i] : 0.f;
 
   float* out = a.out + b * a.os[0] + h * a.os[1] + int64_t(r0) * a.os[2];
   const float* pt = st - int64_t(cs) * L;  // pt[j * L + i] = P[j, query r0 + i]
