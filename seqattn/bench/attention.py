@@ -35,6 +35,7 @@ import time
 
 DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and said so)
 IMPLS = ("seqattn", "blocks", "dense", "flex")
+MIN_TIMED_S, MAX_CALLS = 1.0, 500  # timed calls per measurement: >= repeats, and >= 1 s where they are short
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -144,7 +145,9 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     step()  # warm-up (and compilation for flex)
     base = _rss_mb()
     times = []
-    for _ in range(repeats):
+    # At least ``repeats`` calls and MIN_TIMED_S of them (like timeit's autorange): a 1 ms kernel
+    # timed 5 times right after its first call measured 2x its steady state in this VM.
+    while len(times) < repeats or (sum(times) < MIN_TIMED_S and len(times) < MAX_CALLS):
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
