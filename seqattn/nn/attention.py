@@ -385,13 +385,15 @@ def fused_attention(
     dropout: float = 0.0,
     block: int | None = None,
 ) -> Tensor:
-    """Scaled dot-product attention through torch's fused kernel (no weights returned).
+    """Scaled dot-product attention through a fused kernel (no weights returned).
 
-    The same function as ``dense_attention`` / ``banded_attention`` with score="dot", computed
-    by ``F.scaled_dot_product_attention``: over the whole sequence for full attention and short
-    sequences, otherwise over all query blocks of the banded layout (each block with its B + 2w
-    keys), which keeps memory O(N * w).  Without gradients (and for one sequence or long ones)
-    SDPA reads the key windows in place (``_banded_sdpa_views``); otherwise they are copied into
+    The same function as ``dense_attention`` / ``banded_attention`` with score="dot".  Full
+    attention and short sequences go through ``F.scaled_dot_product_attention`` over the whole
+    sequence.  Truncated attention without gradients runs in seqattn's C++ kernel
+    (``seqattn.nn.native``: fp32 on an AVX-512 CPU, head size 16/32/64/128) where it applies.
+    Otherwise SDPA runs over all query blocks of the banded layout (each block with its B + 2w
+    keys), which keeps memory O(N * w): without gradients (and for one sequence or long ones)
+    it reads the key windows in place (``_banded_sdpa_views``); for training they are copied into
     one contiguous batch with a cheap backward (``_BlockWindows``).  Rows with no allowed key come
     out as zeros, as in the reference path.
 
@@ -415,6 +417,11 @@ def fused_attention(
                                              dropout_p=dropout_p)
         return out * allowed.any(-1, keepdim=True).to(out.dtype) if key_padding_mask is not None else out
 
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
+    if not needs_grad and not dropout:
+        out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias)
+        if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py)
+            return out
     block = block or default_block_size(window)
     n_blocks = -(-n // block)
     span = block + 2 * window
@@ -423,11 +430,6 @@ def fused_attention(
     bias = None
     if relative_bias is not None:
         bias = relative_bias[:, slot.clamp(0, 2 * window)][None]  # (1, H, block, span)
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
-    if not needs_grad and not dropout:
-        out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias)
-        if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py)
-            return out
     if not needs_grad and not dropout and (bsz == 1 or n_blocks >= VIEWS_MIN_BLOCKS):
         return _banded_sdpa_views(q, k, v, window, block, in_band, bias, key_padding_mask)
 

@@ -3,7 +3,7 @@
 // Query i attends to the keys j with |i - j| <= w (the lecture's truncated self-attention;
 // Longformer's sliding window), with an optional per-(head, offset) relative bias and key
 // padding mask.  Rows with no allowed key give zeros, like seqattn.nn.attention.dense_attention.
-// Loaded through ctypes by seqattn/nn/native.py; built by setup.py (-O3 -march=native -fopenmp).
+// Loaded through ctypes by seqattn/nn/native.py; built by setup.py (-O3, AVX-512 F/DQ/BW/VL, -fopenmp).
 //
 // Why a kernel of our own: torch's SDPA on query blocks spends its time in GEMMs of about
 // 32 x 64 x 160, where the CPU BLAS reaches under a third of the machine's matmul peak
