@@ -273,7 +273,7 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
       m = m > x ? m : x;
     }
   }
-  for (int jj = std::max(mid_hi, mid_lo); jj < last; ++jj) edge(jj);
+  for (int jj = mid_hi; jj < last; ++jj) edge(jj);
   vi has_key = m != neg_inf;
   m = has_key ? m : vf{};  // queries with no allowed key: every p below is exp(-inf) = 0
   vf sum = vf{};
