@@ -19,8 +19,7 @@
 // OpenMP: built with -fopenmp, the library uses the libgomp that torch has loaded, so it shares
 // torch's thread pool instead of competing with its spinning workers (separate std::threads ran
 // 1.3x slower, measured).  Vector code uses GCC/Clang vector extensions plus AVX-512 intrinsics
-// where the compiler targets AVX-512; native.py calls it only on AVX-512 CPUs, the only ones it
-// was measured on.
+// and only builds for AVX-512; native.py calls it only on AVX-512 CPUs.
 //
 // Shapes (strides in elements; the last dimension of q, k, v, out is contiguous):
 //   q, k, v, out: (B, H, N, D), strides of (B, H, N) in qs, ks, vs, os
@@ -32,14 +31,11 @@
 #include <cstdint>
 #include <cstring>
 #include <vector>
-#ifdef _OPENMP
-#include <omp.h>
-#else
-#include <thread>
+#if !defined(__AVX512F__) || !defined(_OPENMP)
+#error "build with AVX-512 (-mavx512f ...) and -fopenmp, as setup.py does"
 #endif
-#if defined(__AVX512F__)
 #include <immintrin.h>
-#endif
+#include <omp.h>
 
 namespace {
 
@@ -52,18 +48,12 @@ typedef int32_t vi __attribute__((vector_size(64)));
 inline vf load(const float* p) { vf x; std::memcpy(&x, p, sizeof x); return x; }
 inline void store(float* p, vf x) { std::memcpy(p, &x, sizeof x); }
 inline vf splat(float x) { return vf{} + x; }
-#if defined(__AVX512F__)
 // A broadcast that stays a memory operand of the FMA (the vector-extension splat becomes a
 // register shuffle on port 5, which the FMAs need).
 inline vf bcast(const float* p) { return (vf)_mm512_set1_ps(*p); }
 inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
-#else
-inline vf bcast(const float* p) { return splat(*p); }
-inline vf fmadd(vf a, vf b, vf c) { return a * b + c; }
-#endif
 
 
-#if defined(__AVX512F__)
 // exp(x) for x <= 0, -inf included (gives 0): Cephes expf's reduction and degree-6 polynomial
 // (relative error ~1e-7), 2^n applied by vscalefps, which also flushes large negative n to 0.
 inline vf vexp(vf xv) {
@@ -82,34 +72,7 @@ inline vf vexp(vf xv) {
   p = _mm512_fmadd_ps(p, _mm512_mul_ps(r, r), _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
   return (vf)_mm512_maskz_scalef_ps(finite, p, n);
 }
-#else
-// The same without AVX-512: exp(x) for x <= 0 (Cephes expf: round-to-nearest range reduction, degree-6 polynomial;
-// relative error ~1e-7).  Inputs below -87.3 give 0.
-inline vf vexp(vf x) {
-  const vf lo = splat(-87.3f);
-  vi underflow = x < lo;
-  x = x < lo ? lo : x;
-  vf t = x * 1.44269504088896341f;
-  vf n = (t + 12582912.0f) - 12582912.0f;  // round to nearest
-  vf r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vf p = splat(1.9875691500e-4f);
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  p = p * (r * r) + r + 1.0f;
-  vi e = (__builtin_convertvector(n, vi) + 127) << 23;
-  vf scale;
-  std::memcpy(&scale, &e, sizeof scale);
-  p = p * scale;
-  return underflow ? vf{} : p;
-}
 
-#endif
-
-#if defined(__AVX512F__)
 // dst[c * 16 + r] = scale * src[r * stride + c] for a 16 x 16 block (three rounds of shuffles).
 inline void transpose16(const float* src, int64_t stride, float* dst, float scale) {
   __m512 r[16], t[16];
@@ -136,7 +99,6 @@ inline void transpose16(const float* src, int64_t stride, float* dst, float scal
     _mm512_storeu_ps(dst + (i + 8) * 16, _mm512_mul_ps(_mm512_shuffle_f32x4(t[i], t[i + 8], 0xDD), s));
   }
 }
-#endif
 
 struct Args {
   const float *q, *k, *v, *rbias;
@@ -222,12 +184,9 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
 
   // Qt[d, i] = scale * Q[r0 + i, d]; missing rows of the last panel are zeros.
   float* qt = sc.qt.data();
-#if defined(__AVX512F__)
   if (rows == PANEL) {
     for (int d0 = 0; d0 < D; d0 += L) transpose16(q + d0, a.qs[2], qt + d0 * L, a.scale);
-  } else
-#endif
-  {
+  } else {
     const float scale = a.scale;
     for (int i = 0; i < PANEL; ++i)
       for (int d = 0; d < D; ++d) qt[d * L + i] = i < rows ? q[i * a.qs[2] + d] * scale : 0.f;
@@ -309,20 +268,11 @@ template <int D>
 void run(const Args& a, int threads) {
   const int64_t items = int64_t(a.B) * a.H * ((a.N + PANEL - 1) / PANEL);
   threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
-#ifdef _OPENMP
 #pragma omp parallel num_threads(threads)
   {
     int t = omp_get_thread_num(), n = omp_get_num_threads();
     run_range<D>(a, items * t / n, items * (t + 1) / n);
   }
-#else
-  if (threads == 1) return run_range<D>(a, 0, items);
-  std::vector<std::thread> pool;
-  for (int t = 1; t < threads; ++t)
-    pool.emplace_back(run_range<D>, std::cref(a), items * t / threads, items * (t + 1) / threads);
-  run_range<D>(a, 0, items / threads);
-  for (auto& th : pool) th.join();
-#endif
 }
 
 }  // namespace
