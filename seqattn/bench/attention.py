@@ -15,7 +15,9 @@ after building the inputs.  Implementations compared (forward, fp32, batch 1, H 
 
 Useful FLOPs of banded attention are 4 * N * (2w + 1) * Dh per head (QK^T and AV over the band,
 ../shared/notes/truncated-attention-on-cpu.md); a training step (``backward=True``: forward, then
-backward of ``out.sum()``) counts three times that, the usual 1 + 2 convention.  ``peak_fraction``
+backward of a fixed random upstream gradient, as a next layer would send, with the gradients set
+to None before each step as ``optimizer.zero_grad()`` does) counts three times that, the usual
+1 + 2 convention.  ``peak_fraction``
 divides the achieved rate by the fp32 GEMM rate measured in the same run (a 2048^3 matmul).
 
 Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
@@ -93,8 +95,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
             backward: bool = False) -> dict:
     """Median time (ms) and extra peak RSS (MB) of one implementation, in this process.
 
-    ``backward``: time a training step (forward, then backward of the output's sum) instead of
-    the forward alone.  Uses CUDA when torch sees a GPU (peak_mb is then CPU memory only).
+    ``backward``: time a training step (forward, then backward of a fixed random gradient of the
+    output; gradients reset to None first) instead of the forward alone.  Uses CUDA when torch sees a GPU (peak_mb is then CPU memory only).
 
     Raises:
         ValueError: unknown impl, or flex with backward (no CPU backward in torch 2.13).
@@ -133,9 +135,12 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     else:
         raise ValueError(f"unknown implementation {impl!r}; expected one of {IMPLS}")
 
+    grad = torch.randn(1, heads, n, d_head, device=device) if backward else None
+
     def step():
         if backward:
-            forward().sum().backward()
+            q.grad = k.grad = v.grad = None
+            forward().backward(grad)
         else:
             with torch.inference_mode():
                 forward()

@@ -1,9 +1,11 @@
 """The C++ truncated-attention kernel (seqattn/nn/csrc/banded_attention.cpp) through ctypes.
 
-``banded_attention`` is the inference path of ``seqattn.nn.attention.fused_attention`` where it
-applies: fp32 tensors on an AVX-512 CPU, head size 16, 32, 64 or 128, no gradients.  Everywhere
-else (training, GPUs, other CPUs, a machine where setup.py found no compiler) it returns None
-and the caller runs its torch path, so the kernel is an accelerator, never a requirement.
+``banded_attention`` is the path of ``seqattn.nn.attention.fused_attention`` without attention
+dropout where it applies: fp32 tensors on an AVX-512 CPU, head size 16, 32, 64 or 128.  With
+gradients it runs as an autograd Function whose backward is the kernel's backward
+(FlashAttention-2 style: P recomputed from the saved log-sum-exp).  Everywhere else (dropout,
+GPUs, other CPUs, a machine where setup.py found no compiler) it returns None and the caller runs
+its torch path, so the kernel is an accelerator, never a requirement.
 
 Set ``SEQATTN_NATIVE=0`` to turn it off (A/B measurements, bisecting a difference).
 """
@@ -35,11 +37,11 @@ def _library() -> ctypes.CDLL | None:
         path = here / f"_banded_attention{suffix}"
         if path.exists():
             lib = ctypes.CDLL(str(path))
-            fn = lib.seqattn_banded_forward
-            ptr, i64, i32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
-            fn.argtypes = [ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, ptr, i64, ptr, i64,
-                           i32, i32, i32, i32, i32, ctypes.c_float, i32]
-            fn.restype = i32
+            ptr, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
+            sizes = [i32, i32, i32, i32, i32, f32, i32]  # B, H, N, D, w, scale, threads
+            lib.seqattn_banded_forward.argtypes = [ptr] * 9 + [ptr, i64, ptr, i64] + sizes
+            lib.seqattn_banded_backward.argtypes = [ptr] * 17 + [ptr, i64, ptr, i64, ptr] + sizes
+            lib.seqattn_banded_forward.restype = lib.seqattn_banded_backward.restype = i32
             return lib
     return None
 
@@ -53,12 +55,86 @@ def _strides(x: Tensor) -> ctypes.Array:
     return (ctypes.c_int64 * 3)(*x.stride()[:3])
 
 
+def _seq_major(like: Tensor) -> Tensor:
+    """An uninitialised (B, H, N, Dh) tensor stored as (B, N, H, Dh), the layout heads are merged from."""
+    bsz, heads, n, d_head = like.shape
+    return like.new_empty(bsz, n, heads, d_head).transpose(1, 2)
+
+
+def _masks(key_padding_mask: Tensor | None, relative_bias: Tensor | None) -> tuple[Tensor | None, Tensor | None]:
+    """The padding mask as (B, N) uint8 and the bias as the kernel's reversed, zero-padded table."""
+    pad = rbias = None
+    if key_padding_mask is not None:
+        pad = key_padding_mask.to(device="cpu", dtype=torch.uint8).contiguous()
+    if relative_bias is not None:
+        rbias = F.pad(relative_bias.detach().flip(-1), (_BIAS_PAD, _BIAS_PAD)).contiguous()
+    return pad, rbias
+
+
+def _ptr(x: Tensor | None) -> int | None:
+    return None if x is None else x.data_ptr()
+
+
+def _row(x: Tensor | None) -> int:
+    return 0 if x is None else x.stride(0)
+
+
+def _forward(q: Tensor, k: Tensor, v: Tensor, window: int, pad: Tensor | None, rbias: Tensor | None,
+             lse: Tensor | None) -> Tensor | None:
+    """The kernel's forward; fills ``lse`` (B, H, N) when given.  None for an unsupported head size."""
+    bsz, heads, n, d_head = q.shape
+    out = _seq_major(q)
+    status = _library().seqattn_banded_forward(
+        q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
+        out.data_ptr(), _strides(out), _ptr(lse), _ptr(pad), _row(pad), _ptr(rbias), _row(rbias),
+        bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
+    return out if status == 0 else None
+
+
+class _BandedAttention(torch.autograd.Function):
+    """The kernel with its backward: P recomputed per panel from the saved log-sum-exp
+    (FlashAttention-2's backward, Dao 2023), so training memory stays O(N * Dh) beyond q, k, v."""
+
+    @staticmethod
+    def forward(ctx, q: Tensor, k: Tensor, v: Tensor, relative_bias: Tensor | None, window: int,
+                pad: Tensor | None, rbias: Tensor | None) -> Tensor:
+        lse = q.new_empty(q.shape[:3])  # (B, H, N)
+        out = _forward(q, k, v, window, pad, rbias, lse)
+        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.window, ctx.pad, ctx.rbias = window, pad, rbias
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor):
+        q, k, v, out, lse = ctx.saved_tensors
+        window, pad, rbias = ctx.window, ctx.pad, ctx.rbias
+        if grad.stride(-1) != 1:
+            grad = grad.contiguous()
+        bsz, heads, n, d_head = q.shape
+        # In the inputs' layouts, so that autograd can take them as they are.
+        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        dbias = None
+        if rbias is not None and ctx.needs_input_grad[3]:
+            dbias = torch.zeros_like(rbias)
+        _library().seqattn_banded_backward(
+            q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
+            out.data_ptr(), _strides(out), lse.data_ptr(), grad.data_ptr(), _strides(grad),
+            dq.data_ptr(), _strides(dq), dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv),
+            _ptr(pad), _row(pad), _ptr(rbias), _row(rbias), _ptr(dbias),
+            bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
+        grad_bias = None
+        if dbias is not None:  # the reversed table back to (H, 2w + 1)
+            grad_bias = dbias[:, _BIAS_PAD:_BIAS_PAD + 2 * window + 1].flip(-1)
+        return dq, dk, dv, grad_bias, None, None, None
+
+
 def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_mask: Tensor | None = None,
                      relative_bias: Tensor | None = None) -> Tensor | None:
     """softmax(q k^T / sqrt(Dh) + bias, |i - j| <= w, padding masked) v, or None where not applicable.
 
     The same function as ``dense_attention(..., window=w)`` (score "dot"): max abs difference
-    about 1e-6 in fp32 (tests/nn/test_native.py).  Rows with no allowed key are zeros.
+    about 1e-6 in fp32 (tests/nn/test_native.py), gradients included (q, k, v and the bias)
+    when any input requires them.  Rows with no allowed key are zeros.
     Lecture: truncated self-attention; Beltagy et al. 2020 (Longformer) for the sliding window.
 
     Shapes:
@@ -71,25 +147,12 @@ def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_m
     tensors = (q, k, v) if relative_bias is None else (q, k, v, relative_bias)
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
         return None
-    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return None  # forward only: training takes the torch path, which has a backward
-    bsz, heads, n, d_head = q.shape
+    d_head = q.shape[-1]
     if d_head not in HEAD_SIZES or k.shape != q.shape or v.shape != q.shape:
         return None
     if any(t.stride(-1) != 1 for t in (q, k, v)):
         return None
-    out = q.new_empty(bsz, n, heads, d_head).transpose(1, 2)
-    pad = pad_row = None
-    if key_padding_mask is not None:
-        pad = key_padding_mask.to(device="cpu", dtype=torch.uint8).contiguous()
-        pad_row = pad.stride(0)
-    rbias = rbias_row = None
-    if relative_bias is not None:
-        rbias = F.pad(relative_bias.detach().flip(-1), (_BIAS_PAD, _BIAS_PAD)).contiguous()
-        rbias_row = rbias.stride(0)
-    status = _library().seqattn_banded_forward(
-        q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
-        out.data_ptr(), _strides(out), None if pad is None else pad.data_ptr(), pad_row or 0,
-        None if rbias is None else rbias.data_ptr(), rbias_row or 0,
-        bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
-    return out if status == 0 else None
+    pad, rbias = _masks(key_padding_mask, relative_bias)
+    if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
+        return _BandedAttention.apply(q, k, v, relative_bias, window, pad, rbias)
+    return _forward(q, k, v, window, pad, rbias, None)

@@ -65,18 +65,89 @@ def test_same_result_on_one_thread_and_two():
     assert torch.equal(one, two)
 
 
-def test_fused_attention_uses_it_for_inference_only(monkeypatch):
-    """Inference goes through the kernel; training (gradients) through torch, with its backward."""
+def _grads(attend, b, h, n, d, window, pad, bias, upstream):
+    """Gradients of <attend(q, k, v, bias), upstream> w.r.t. the QKV projection and the bias."""
+    x = torch.randn(b, n, 3, h, d, generator=torch.Generator().manual_seed(0), requires_grad=True)
+    bias = bias.detach().clone().requires_grad_(True)
+    q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
+    out = attend(q, k, v, bias)
+    return out, *torch.autograd.grad((out * upstream).sum(), [x, bias])
+
+
+@pytest.mark.parametrize("b,h,n,d,window", [
+    (1, 4, 300, 64, 16), (2, 2, 257, 32, 5), (1, 2, 1000, 64, 64), (3, 1, 50, 16, 100), (1, 2, 130, 128, 7),
+    (2, 3, 17, 64, 0), (1, 1, 5, 32, 1), (2, 2, 333, 64, 256),
+])
+def test_gradients_equal_dense_reference(b, h, n, d, window):
+    """The backward kernel: q, k, v and relative-bias gradients, with padding and rows without keys."""
+    pad = torch.zeros(b, n, dtype=torch.bool)
+    if b > 1:
+        pad[1, n // 3:] = True
+    if b > 2:
+        pad[2, n // 2:n // 2 + window + 1] = True  # a hole wider than the window: rows with no key
+    bias = torch.randn(h, 2 * window + 1, generator=torch.Generator().manual_seed(2))
+    upstream = torch.randn(b, h, n, d, generator=torch.Generator().manual_seed(3))
+    ref, ref_dx, ref_dbias = _grads(lambda q, k, v, bias: dense_attention(
+        q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)[0], b, h, n, d, window, pad, bias, upstream)
+    out, dx, dbias = _grads(lambda q, k, v, bias: native.banded_attention(q, k, v, window, pad, bias),
+                            b, h, n, d, window, pad, bias, upstream)
+    assert out.grad_fn is not None and "BandedAttention" in type(out.grad_fn).__name__
+    assert (out - ref).abs().max() <= 1e-5
+    assert (dx - ref_dx).abs().max() <= 1e-5
+    # Each bias gradient sums B * N terms (up to ~50 here; ~0 at w = 0, where they cancel): both
+    # fp32 sums are ~2e-5 from an fp64 one, so the bound scales with the gradient's size.
+    assert (dbias - ref_dbias).abs().max() <= 1e-5 * ref_dbias.abs().max().clamp(min=1)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 7])
+def test_gradients_do_not_depend_on_the_thread_split(threads):
+    """dK/dV rows shared by two threads' panel ranges go through per-thread buffers: short ranges
+    (7 threads over a few panels, windows wider than a range) and ranges across sequences and heads."""
+    b, h, n, d, window = 2, 2, 90, 32, 40
+    pad = torch.zeros(b, n, dtype=torch.bool)
+    pad[1, 70:] = True
+    bias = torch.randn(h, 2 * window + 1, generator=torch.Generator().manual_seed(2))
+    upstream = torch.randn(b, h, n, d, generator=torch.Generator().manual_seed(3))
+
+    def attend(q, k, v, bias):
+        return native.banded_attention(q, k, v, window, pad, bias)
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        _, one_dx, one_dbias = _grads(attend, b, h, n, d, window, pad, bias, upstream)
+        torch.set_num_threads(threads)
+        _, dx, dbias = _grads(attend, b, h, n, d, window, pad, bias, upstream)
+    finally:
+        torch.set_num_threads(old)
+    assert (dx - one_dx).abs().max() <= 1e-6
+    assert (dbias - one_dbias).abs().max() <= 1e-6 * one_dbias.abs().max().clamp(min=1)
+
+
+def test_rows_without_keys_have_zero_gradients():
+    x = torch.randn(2, 90, 3, 2, 32, requires_grad=True)
+    q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
+    everything = torch.ones(2, 90, dtype=torch.bool)
+    native.banded_attention(q, k, v, 4, everything).sum().backward()
+    assert (x.grad == 0).all()
+
+
+def test_fused_attention_uses_it_without_dropout(monkeypatch):
+    """Inference and training go through the kernel; attention dropout through torch's SDPA."""
     calls = []
     kernel = native.banded_attention
     monkeypatch.setattr(native, "banded_attention", lambda *a: calls.append(1) or kernel(*a))
     q, k, v = _qkv(2, 4, 200, 64)
     with torch.no_grad():
         out = fused_attention(q, k, v, window=8)
-    assert calls and native.available()
+    assert len(calls) == 1 and native.available()
     assert (out - dense_attention(q, k, v, window=8)[0]).abs().max() <= 1e-5
     q.requires_grad_(True)
-    fused_attention(q, k, v, window=8).sum().backward()
+    out = fused_attention(q, k, v, window=8)
+    assert len(calls) == 2 and "BandedAttention" in type(out.grad_fn).__name__
+    out = fused_attention(q, k, v, window=8, dropout=0.1)
+    assert len(calls) == 2 and "BandedAttention" not in type(out.grad_fn).__name__
+    out.sum().backward()
     assert q.grad is not None and torch.isfinite(q.grad).all()
 
 
@@ -85,6 +156,5 @@ def test_declines_what_it_does_not_compute(monkeypatch):
     assert native.banded_attention(q, k, v, 4) is None
     q, k, v = _qkv(1, 2, 64, 16)
     assert native.banded_attention(q.double(), k.double(), v.double(), 4) is None
-    assert native.banded_attention(q.requires_grad_(True), k, v, 4) is None
     monkeypatch.setenv("SEQATTN_NATIVE", "0")
-    assert native.banded_attention(q.detach(), k, v, 4) is None
+    assert native.banded_attention(q, k, v, 4) is None

@@ -1,4 +1,4 @@
-// Truncated (banded) scaled dot-product attention, forward only, fp32, for the CPU.
+// Truncated (banded) scaled dot-product attention, forward and backward, fp32, for the CPU.
 //
 // Query i attends to the keys j with |i - j| <= w (the lecture's truncated self-attention;
 // Longformer's sliding window), with an optional per-(head, offset) relative bias and key
@@ -15,7 +15,9 @@
 //   P^T = softmax over keys    elementwise across the 16 queries of a vector: band, padding and
 //                              relative bias applied here, no horizontal reductions
 //   O   = P V_window           (16 / (D / 16)) query rows x D per tile, over the keys of their band
-// Scores are stored transposed (key-major) so the softmax needs no shuffles.  Threads come from
+// Scores are stored transposed (key-major) so the softmax needs no shuffles.  The backward
+// (below, "backward") recomputes P per panel from the log-sum-exp the forward saves and runs
+// three more GEMMs of the same shapes.  Threads come from
 // OpenMP: built with -fopenmp, the library uses the libgomp that torch has loaded, so it shares
 // torch's thread pool instead of competing with its spinning workers (separate std::threads ran
 // 1.3x slower, measured).  Vector code uses GCC/Clang vector extensions plus AVX-512 intrinsics
@@ -26,6 +28,9 @@
 //   pad: (B, N) uint8, 1 where the key is padding, row stride pad_b; or null
 //   rbias: (H, 2w + 1 + 32), rbias[h, 16 + 2w - s] = bias[h, s] for the offset s = j - i + w
 //          (the bias table reversed, 16 zeros at each end), row stride rbias_h; or null
+//   lse:   (B, H, N) contiguous: log-sum-exp of each query's scores (written by a training
+//          forward, read by the backward)
+//   dout, dq, dk, dv: like q, k, v, own strides; dbias like rbias
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -103,24 +108,67 @@ inline void transpose16(const float* src, int64_t stride, float* dst, float scal
 struct Args {
   const float *q, *k, *v, *rbias;
   float* out;
+  float* lse;  // (B, H, N) contiguous, or null: log-sum-exp of each query's scores, for the backward
   const uint8_t* pad;
   int64_t qs[3], ks[3], vs[3], os[3];  // strides of b, h, n
   int64_t pad_b, rbias_h;
   int B, H, N, D, w;
   float scale;
+  // Backward only: the output's gradient in, the inputs' gradients out (dk, dv zero on entry),
+  // dbias (H, rbias_h) zero on entry and laid out like rbias, or null.
+  const float* dout;
+  float *dq, *dk, *dv, *dbias;
+  int64_t dos[3], dqs[3], dks[3], dvs[3];
 };
 
-struct Scratch {
-  std::vector<float> qt, st, k;
+inline const float* at(const float* x, const int64_t* s, int b, int h, int n) {
+  return x + b * s[0] + h * s[1] + int64_t(n) * s[2];
+}
+inline float* at(float* x, const int64_t* s, int b, int h, int n) {
+  return x + b * s[0] + h * s[1] + int64_t(n) * s[2];
+}
+
+// Rows of one sequence-head's K (or V) copied contiguously with row stride D, a compile-time
+// constant, so that the 24 broadcasts of a score tile address off one register.  Refilled
+// PACK_PANELS panels' worth at a time as a thread's panels move along the sequence.
+struct Packed {
+  std::vector<float> buf;
   int64_t bh = -1;
-  int k_lo = 0, k_hi = 0;  // keys [k_lo, k_hi) of sequence-head bh are packed in k
-  explicit Scratch(const Args& a) {
-    int keys = 2 * a.w + PANEL + 32;
-    qt.assign(size_t(a.D) * PANEL, 0.f);
-    st.assign(size_t(keys) * PANEL, 0.f);
-    k.assign(size_t(a.D) * (PACK_PANELS * PANEL + keys), 0.f);
+  int lo = 0, hi = 0;  // rows [lo, hi) are in buf
+  Packed(int D, int w) : buf(size_t(D) * (PACK_PANELS * PANEL + 2 * w + PANEL), 0.f) {}
+  // Pointer p with p + j * D = row j of src (the rows of sequence-head bh) for j0 <= j < j1.
+  template <int D>
+  const float* rows(const float* src, int64_t stride, int64_t bh_, int j0, int j1, int N, int w) {
+    if (bh != bh_ || j1 > hi) {
+      bh = bh_;
+      lo = j0;
+      hi = std::min(N, j0 + PACK_PANELS * PANEL + 2 * w + PANEL);
+      for (int j = lo; j < hi; ++j)
+        std::memcpy(&buf[size_t(j - lo) * D], src + j * stride, D * sizeof(float));
+    }
+    return buf.data() - int64_t(lo) * D;
   }
 };
+
+// The keys of one panel: its queries [r0, r0 + rows) see keys [j0, j1); key j is local row j - cs.
+struct Band {
+  int rows, cs, j0, j1;
+  Band(const Args& a, int r0)
+      : rows(std::min(PANEL, a.N - r0)), cs(r0 - a.w), j0(std::max(cs, 0)), j1(std::min(r0 + rows + a.w, a.N)) {}
+  int first() const { return j0 - cs; }  // local key rows [first, last)
+  int last() const { return j1 - cs; }
+};
+
+// xt[d * 16 + i] = scale * x[i, d] for the panel's rows; missing rows of the last panel are zeros.
+template <int D>
+inline void transpose_panel(const float* x, int64_t stride, int rows, float scale, float* xt) {
+  if (rows == PANEL) {
+    for (int d0 = 0; d0 < D; d0 += L) transpose16(x + d0, stride, xt + d0 * L, scale);
+  } else {
+    for (int i = 0; i < PANEL; ++i)
+      for (int d = 0; d < D; ++d) xt[d * L + i] = i < rows ? x[i * stride + d] * scale : 0.f;
+  }
+}
 
 // acc[r] = sum_d K[j0 + r, d] * Qt[d, :] for R keys: scores of R keys against the panel's 16
 // queries, one vector per key.  R accumulators, one load and R broadcasts per d.
@@ -136,10 +184,19 @@ inline void scores_tile(const float* k, const float* qt, float* st) {
   for (int r = 0; r < R; ++r) store(st + r * L, acc[r]);
 }
 
-// o[r, :] += sum_j P[j, i0 + r] V[j, :] for RP query rows, keys [j0, j1).
+// St[j - cs, :] = K[j] Qt for the panel's keys (k packed: row j at k + j * D).
+template <int D>
+inline void scores(const float* k, const float* qt, const Band& bd, float* st) {
+  int j = bd.j0;
+  for (; j + 24 <= bd.j1; j += 24) scores_tile<24, D>(k + int64_t(j) * D, qt, st + (j - bd.cs) * L);
+  for (; j + 8 <= bd.j1; j += 8) scores_tile<8, D>(k + int64_t(j) * D, qt, st + (j - bd.cs) * L);
+  for (; j < bd.j1; ++j) scores_tile<1, D>(k + int64_t(j) * D, qt, st + (j - bd.cs) * L);
+}
+
+// o[i0 + r, :] = scale[i0 + r] * sum_j P[j, i0 + r] V[j, :] for RP query rows, keys [j0, j1).
 template <int RP, int DT>
 inline void values_tile(const float* v, int64_t v_row, const float* pt, int i0, int j0, int j1,
-                        float* out, int64_t o_row, const float* inv, int rows) {
+                        float* out, int64_t o_row, const float* scale, int rows) {
   vf acc[RP][DT];
   for (int r = 0; r < RP; ++r)
     for (int t = 0; t < DT; ++t) acc[r][t] = vf{};
@@ -155,49 +212,41 @@ inline void values_tile(const float* v, int64_t v_row, const float* pt, int i0, 
     }
   }
   for (int r = 0; r < RP && i0 + r < rows; ++r)
-    for (int t = 0; t < DT; ++t) store(out + (i0 + r) * o_row + t * L, acc[r][t] * inv[i0 + r]);
+    for (int t = 0; t < DT; ++t) store(out + (i0 + r) * o_row + t * L, acc[r][t] * scale[i0 + r]);
 }
+
+// out[i] = scale[i] * sum_j P[j, i] V[j] for the panel's queries, each row group over its own
+// band; st holds P transposed (local key rows), v + j * v_row is row j of V.
+template <int D>
+inline void values(const float* v, int64_t v_row, const float* st, const Band& bd, int w, float* out,
+                   int64_t o_row, const float* scale) {
+  constexpr int DT = D / L, RP = std::max(1, std::min(PANEL, 16 / DT));
+  const float* pt = st - int64_t(bd.cs) * L;  // pt[j * L + i] = P[j, query i of the panel]
+  for (int i0 = 0; i0 < bd.rows; i0 += RP) {
+    const int lo = std::max(bd.j0, bd.cs + i0), hi = std::min(bd.j1, bd.cs + i0 + RP + 2 * w);
+    values_tile<RP, DT>(v, v_row, pt, i0, lo, hi, out, o_row, scale, bd.rows);
+  }
+}
+
+struct Scratch {
+  std::vector<float> qt, st;
+  Packed k;
+  explicit Scratch(const Args& a)
+      : qt(size_t(a.D) * PANEL, 0.f), st(size_t(2 * a.w + PANEL + 32) * PANEL, 0.f), k(a.D, a.w) {}
+};
 
 // One panel: queries [r0, r0 + 16) of sequence b, head h.  Scores are kept transposed, St[key, query],
 // so the softmax over keys is elementwise across one vector of 16 queries.
 template <int D>
 void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
-  const int rows = std::min(PANEL, a.N - r0);
-  const int w = a.w;
-  const int cs = r0 - w;                        // key of local key row 0
-  const int j0 = std::max(cs, 0);               // keys that exist: [j0, j1)
-  const int j1 = std::min(r0 + rows + w, a.N);
-  const float* q = a.q + b * a.qs[0] + h * a.qs[1] + int64_t(r0) * a.qs[2];
-  // Keys packed contiguously (row stride D, a compile-time constant, so the 24 broadcasts of a
-  // score tile address off one register), PACK_PANELS panels' worth at a time.
+  const Band bd(a, r0);
+  const int w = a.w, cs = bd.cs;
   const int64_t bh = int64_t(b) * a.H + h;
-  if (sc.bh != bh || j1 > sc.k_hi) {
-    sc.bh = bh;
-    sc.k_lo = j0;
-    sc.k_hi = std::min(a.N, j0 + PACK_PANELS * PANEL + 2 * w + PANEL);
-    const float* src = a.k + b * a.ks[0] + h * a.ks[1];
-    for (int j = sc.k_lo; j < sc.k_hi; ++j)
-      std::memcpy(&sc.k[size_t(j - sc.k_lo) * D], src + int64_t(j) * a.ks[2], D * sizeof(float));
-  }
-  const float* k = sc.k.data() - int64_t(sc.k_lo) * D;  // k + j * D is key j
-  const float* v = a.v + b * a.vs[0] + h * a.vs[1];
-
-  // Qt[d, i] = scale * Q[r0 + i, d]; missing rows of the last panel are zeros.
+  const float* k = sc.k.rows<D>(at(a.k, a.ks, b, h, 0), a.ks[2], bh, bd.j0, bd.j1, a.N, w);
   float* qt = sc.qt.data();
-  if (rows == PANEL) {
-    for (int d0 = 0; d0 < D; d0 += L) transpose16(q + d0, a.qs[2], qt + d0 * L, a.scale);
-  } else {
-    const float scale = a.scale;
-    for (int i = 0; i < PANEL; ++i)
-      for (int d = 0; d < D; ++d) qt[d * L + i] = i < rows ? q[i * a.qs[2] + d] * scale : 0.f;
-  }
-
-  // St[j - cs, :] for the keys that exist.
   float* st = sc.st.data();
-  int j = j0;
-  for (; j + 24 <= j1; j += 24) scores_tile<24, D>(k + int64_t(j) * D, qt, st + (j - cs) * L);
-  for (; j + 8 <= j1; j += 8) scores_tile<8, D>(k + int64_t(j) * D, qt, st + (j - cs) * L);
-  for (; j < j1; ++j) scores_tile<1, D>(k + int64_t(j) * D, qt, st + (j - cs) * L);
+  transpose_panel<D>(at(a.q, a.qs, b, h, r0), a.qs[2], bd.rows, a.scale, qt);
+  scores<D>(k, qt, bd, st);
 
   // Softmax over keys, per query: key j is in query i's band when i <= j - cs <= i + 2w, so the
   // keys jj in [PANEL - 1, 2w] are in every band of the panel and need no band mask.
@@ -206,7 +255,7 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   vi iota;
   for (int t = 0; t < L; ++t) iota[t] = t;
   const vf neg_inf = splat(-INFINITY);
-  const int first = j0 - cs, last = j1 - cs;  // local key rows [first, last)
+  const int first = bd.first(), last = bd.last();
   const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
   vf m = neg_inf;
   auto edge = [&](int jj) {
@@ -243,59 +292,256 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   }
   float inv[PANEL];
   for (int i = 0; i < PANEL; ++i) inv[i] = has_key[i] ? 1.f / sum[i] : 0.f;
+  if (a.lse) {  // +inf for rows without keys, so that the backward's exp(s - lse) is 0 there
+    float* lse = a.lse + bh * a.N + r0;
+    for (int i = 0; i < bd.rows; ++i) lse[i] = has_key[i] ? m[i] + std::log(sum[i]) : INFINITY;
+  }
+  values<D>(at(a.v, a.vs, b, h, 0), a.vs[2], st, bd, w, at(a.out, a.os, b, h, r0), a.os[2], inv);
+}
 
-  float* out = a.out + b * a.os[0] + h * a.os[1] + int64_t(r0) * a.os[2];
-  const float* pt = st - int64_t(cs) * L;  // pt[j * L + i] = P[j, query r0 + i]
-  constexpr int DV = D / L, RP = std::max(1, std::min(PANEL, 16 / DV));
-  for (int i0 = 0; i0 < rows; i0 += RP) {
-    const int lo = std::max(j0, cs + i0), hi = std::min(j1, cs + i0 + RP + 2 * w);  // keys of rows i0 + [0, RP)
-    values_tile<RP, DV>(v, a.vs[2], pt, i0, lo, hi, out, a.os[2], inv, rows);
+// ---------------------------------------------------------------------------------- backward
+//
+// FlashAttention-2's backward (Dao 2023, Algorithm 2) on the band, one panel of 16 queries at a
+// time, with P recomputed from the forward's log-sum-exp instead of stored:
+//   S^T = K Q^T (scaled),  P^T = exp(S^T + bias - lse) masked,  dP^T = V dO^T,
+//   dS^T = P^T (dP^T - delta),  delta_i = dO_i . O_i,
+//   dQ = scale dS K (rows of this panel only),  dK += scale dS^T Q,  dV += P^T dO,  dbias += dS.
+// dQ rows belong to one panel.  dK and dV rows are shared by the panels whose bands overlap:
+// each thread takes a contiguous range of panels and adds into dK/dV directly, except for the
+// rows within w of either end of its range, which another thread may also touch: those go to a
+// per-thread buffer that is added in after the threads join.
+
+// This thread's dK/dV rows that another thread may also write: keys [a_lo, a_lo + 2w) of
+// sequence-head bh_a (before its first panel) and [z_lo, z_lo + 2w) of bh_z (after its last).
+struct Shared {
+  int64_t bh_a = -1, bh_z = -1;
+  int a_lo = 0, z_lo = 0, span = 0;
+  std::vector<float> dk, dv, dbias;
+
+  void init(const Args& a, int64_t first, int64_t last, int64_t panels) {
+    span = 2 * a.w;
+    if (first % panels) {
+      bh_a = first / panels;
+      a_lo = int(first % panels) * PANEL - a.w;
+    }
+    const int64_t end = (last - 1) % panels + 1;  // one past the range's last panel in bh_z
+    if (end < panels) {
+      bh_z = (last - 1) / panels;
+      z_lo = int(end) * PANEL - a.w;
+    }
+    dk.assign(size_t(2 * span) * a.D, 0.f);
+    dv.assign(size_t(2 * span) * a.D, 0.f);
+    if (a.dbias) dbias.assign(size_t(a.H) * a.rbias_h, 0.f);
+  }
+  // Row of key j of sequence-head bh in the buffers, or -1 where this thread alone writes it.
+  int slot(int64_t bh, int j) const {
+    if (bh == bh_a && j >= a_lo && j < a_lo + span) return j - a_lo;
+    if (bh == bh_z && j >= z_lo && j < z_lo + span) return span + j - z_lo;
+    return -1;
+  }
+  // Adds the buffers into the outputs (one thread at a time).
+  void flush(const Args& a) const {
+    for (int zone = 0; zone < 2; ++zone) {
+      const int64_t bh = zone ? bh_z : bh_a;
+      const int lo = zone ? z_lo : a_lo;
+      if (bh < 0) continue;
+      const int b = int(bh / a.H), h = int(bh % a.H);
+      for (int j = std::max(lo, 0); j < std::min(lo + span, a.N); ++j) {
+        const int s = slot(bh, j);
+        if (s != zone * span + j - lo) continue;  // the row lives in the other zone
+        float* dk_row = at(a.dk, a.dks, b, h, j);
+        float* dv_row = at(a.dv, a.dvs, b, h, j);
+        for (int d = 0; d < a.D; ++d) {
+          dk_row[d] += dk[size_t(s) * a.D + d];
+          dv_row[d] += dv[size_t(s) * a.D + d];
+        }
+      }
+    }
+    for (size_t i = 0; i < dbias.size(); ++i) a.dbias[i] += dbias[i];
+  }
+};
+
+// acc[r, :] = sum_i X[i, :] P[j0 + r, i] over the panel's rows: RK key rows x D, one load of X's
+// row and RK broadcasts of P^T per query.
+template <int RK, int DT>
+inline void keys_tile(const float* pt, const float* x, int64_t x_row, int rows, vf (&acc)[RK][DT]) {
+  for (int r = 0; r < RK; ++r)
+    for (int t = 0; t < DT; ++t) acc[r][t] = vf{};
+  for (int i = 0; i < rows; ++i) {
+    vf xv[DT];
+    for (int t = 0; t < DT; ++t) xv[t] = load(x + i * x_row + t * L);
+#pragma GCC unroll 16
+    for (int r = 0; r < RK; ++r) {
+      vf p = bcast(pt + r * L + i);
+      for (int t = 0; t < DT; ++t) acc[r][t] = fmadd(p, xv[t], acc[r][t]);
+    }
   }
 }
 
+// dst(j) += scale * sum_i P[j, i] X[i] for the panel's keys: dK (P = dS, X = Q) or dV (P, dO).
+template <int D, typename Row>
+inline void add_to_keys(const float* st, const Band& bd, const float* x, int64_t x_row, float scale, Row dst) {
+  constexpr int DT = D / L, RK = std::max(1, 16 / DT);
+  const float* pt = st - int64_t(bd.cs) * L;
+  for (int j = bd.j0; j < bd.j1; j += RK) {
+    vf acc[RK][DT];
+    keys_tile<RK, DT>(pt + int64_t(j) * L, x, x_row, bd.rows, acc);  // rows past j1: scratch, unused
+    for (int r = 0; r < RK && j + r < bd.j1; ++r) {
+      float* row = dst(j + r);
+      for (int t = 0; t < DT; ++t) store(row + t * L, load(row + t * L) + acc[r][t] * scale);
+    }
+  }
+}
+
+struct BackScratch {
+  std::vector<float> qt, dot, st, dst;
+  Packed k, v;
+  explicit BackScratch(const Args& a)
+      : qt(size_t(a.D) * PANEL, 0.f), dot(size_t(a.D) * PANEL, 0.f), st(size_t(2 * a.w + PANEL + 32) * PANEL, 0.f),
+        dst(st.size(), 0.f), k(a.D, a.w), v(a.D, a.w) {}
+};
+
 template <int D>
-void run_range(const Args& a, int64_t first, int64_t last) {
-  Scratch sc(a);
+void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared& sh) {
+  const Band bd(a, r0);
+  const int w = a.w, cs = bd.cs;
+  const int64_t bh = int64_t(b) * a.H + h;
+  const float* k = sc.k.rows<D>(at(a.k, a.ks, b, h, 0), a.ks[2], bh, bd.j0, bd.j1, a.N, w);
+  const float* v = sc.v.rows<D>(at(a.v, a.vs, b, h, 0), a.vs[2], bh, bd.j0, bd.j1, a.N, w);
+  const float* q = at(a.q, a.qs, b, h, r0);
+  const float* dout = at(a.dout, a.dos, b, h, r0);
+  float *st = sc.st.data(), *dst = sc.dst.data();
+  transpose_panel<D>(q, a.qs[2], bd.rows, a.scale, sc.qt.data());
+  transpose_panel<D>(dout, a.dos[2], bd.rows, 1.f, sc.dot.data());
+  scores<D>(k, sc.qt.data(), bd, st);    // S^T
+  scores<D>(v, sc.dot.data(), bd, dst);  // dP^T
+
+  vf lse = splat(INFINITY), delta = vf{};  // missing rows: P = 0, so dS = 0
+  for (int i = 0; i < bd.rows; ++i) {
+    lse[i] = a.lse[bh * a.N + r0 + i];
+    const float* o = at(a.out, a.os, b, h, r0 + i);
+    vf s = vf{};
+    for (int d = 0; d < D; d += L) s = fmadd(load(o + d), load(dout + i * a.dos[2] + d), s);
+    delta[i] = _mm512_reduce_add_ps((__m512)s);
+  }
+  // P^T = exp(S^T + bias - lse) and dS^T = P^T (dP^T - delta), the band mask at the edge keys only
+  // (see the forward's softmax).
+  const uint8_t* pad = a.pad ? a.pad + b * a.pad_b : nullptr;
+  const float* rbias = a.rbias ? a.rbias + h * a.rbias_h : nullptr;
+  float* dbias = a.dbias ? sh.dbias.data() + h * a.rbias_h : nullptr;
+  vi iota;
+  for (int t = 0; t < L; ++t) iota[t] = t;
+  const int first = bd.first(), last = bd.last();
+  const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
+  auto key = [&](int jj, bool edge) {
+    vf x = load(st + jj * L);
+    if (rbias) x += load(rbias + (L + 2 * w - jj));  // bias[jj - i] for query i
+    if (edge) {
+      vi allowed = (iota <= jj) & (iota >= jj - 2 * w);
+      x = allowed ? x : splat(-INFINITY);
+    }
+    if (pad && pad[cs + jj]) x = splat(-INFINITY);
+    vf p = vexp(x - lse);
+    vf ds = p * (load(dst + jj * L) - delta);
+    store(st + jj * L, p);
+    store(dst + jj * L, ds);
+    if (dbias) store(dbias + (L + 2 * w - jj), load(dbias + (L + 2 * w - jj)) + ds);
+  };
+  for (int jj = first; jj < std::min(last, mid_lo); ++jj) key(jj, true);
+  for (int jj = mid_lo; jj < mid_hi; ++jj) key(jj, false);
+  for (int jj = mid_hi; jj < last; ++jj) key(jj, true);
+
+  float scale[PANEL];
+  std::fill(scale, scale + PANEL, a.scale);
+  values<D>(k, D, dst, bd, w, at(a.dq, a.dqs, b, h, r0), a.dqs[2], scale);  // dQ = scale dS K
+  float* dk = at(a.dk, a.dks, b, h, 0);
+  float* dv = at(a.dv, a.dvs, b, h, 0);
+  add_to_keys<D>(dst, bd, q, a.qs[2], a.scale, [&](int j) {
+    const int s = sh.slot(bh, j);
+    return s < 0 ? dk + int64_t(j) * a.dks[2] : sh.dk.data() + size_t(s) * D;
+  });
+  add_to_keys<D>(st, bd, dout, a.dos[2], 1.f, [&](int j) {
+    const int s = sh.slot(bh, j);
+    return s < 0 ? dv + int64_t(j) * a.dvs[2] : sh.dv.data() + size_t(s) * D;
+  });
+}
+
+template <int D>
+void run(const Args& a, int threads, bool backward) {
   const int64_t panels = (a.N + PANEL - 1) / PANEL;
-  for (int64_t item = first; item < last; ++item) {
-    int64_t bh = item / panels;
-    int r0 = int(item % panels) * PANEL;
-    panel<D>(a, int(bh / a.H), int(bh % a.H), r0, sc);
-  }
-}
-
-template <int D>
-void run(const Args& a, int threads) {
-  const int64_t items = int64_t(a.B) * a.H * ((a.N + PANEL - 1) / PANEL);
+  const int64_t items = int64_t(a.B) * a.H * panels;
   threads = int(std::max<int64_t>(1, std::min<int64_t>(threads, items)));
+  std::vector<Shared> shared(backward ? threads : 0);
 #pragma omp parallel num_threads(threads)
   {
-    int t = omp_get_thread_num(), n = omp_get_num_threads();
-    run_range<D>(a, items * t / n, items * (t + 1) / n);
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const int64_t first = items * t / n, last = items * (t + 1) / n;
+    if (backward) {
+      BackScratch sc(a);
+      shared[t].init(a, first, last, panels);
+      for (int64_t item = first; item < last; ++item) {
+        const int64_t bh = item / panels;
+        backward_panel<D>(a, int(bh / a.H), int(bh % a.H), int(item % panels) * PANEL, sc, shared[t]);
+      }
+    } else {
+      Scratch sc(a);
+      for (int64_t item = first; item < last; ++item) {
+        const int64_t bh = item / panels;
+        panel<D>(a, int(bh / a.H), int(bh % a.H), int(item % panels) * PANEL, sc);
+      }
+    }
   }
+  for (const Shared& sh : shared) sh.flush(a);
+}
+
+int dispatch(const Args& a, int threads, bool backward) {
+  switch (a.D) {
+    case 16: run<16>(a, threads, backward); return 0;
+    case 32: run<32>(a, threads, backward); return 0;
+    case 64: run<64>(a, threads, backward); return 0;
+    case 128: run<128>(a, threads, backward); return 0;
+    default: return 1;
+  }
+}
+
+Args common(const float* q, const int64_t* qs, const float* k, const int64_t* ks, const float* v,
+            const int64_t* vs, float* out, const int64_t* os, float* lse, const uint8_t* pad, int64_t pad_b,
+            const float* rbias, int64_t rbias_h, int B, int H, int N, int D, int w, float scale) {
+  Args a{};
+  a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse; a.pad = pad; a.rbias = rbias;
+  for (int t = 0; t < 3; ++t) { a.qs[t] = qs[t]; a.ks[t] = ks[t]; a.vs[t] = vs[t]; a.os[t] = os[t]; }
+  a.pad_b = pad_b; a.rbias_h = rbias_h;
+  a.B = B; a.H = H; a.N = N; a.D = D; a.w = w; a.scale = scale;
+  return a;
 }
 
 }  // namespace
 
 extern "C" {
 
+// out = attention(q, k, v); lse (B, H, N) contiguous or null receives each query's log-sum-exp.
 // Returns 0 on success, 1 for an unsupported head size (the caller falls back to torch).
 int seqattn_banded_forward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
-                           const float* v, const int64_t* vs, float* out, const int64_t* os,
+                           const float* v, const int64_t* vs, float* out, const int64_t* os, float* lse,
                            const uint8_t* pad, int64_t pad_b, const float* rbias, int64_t rbias_h,
                            int B, int H, int N, int D, int w, float scale, int threads) {
-  Args a{};
-  a.q = q; a.k = k; a.v = v; a.out = out; a.pad = pad; a.rbias = rbias;
-  for (int t = 0; t < 3; ++t) { a.qs[t] = qs[t]; a.ks[t] = ks[t]; a.vs[t] = vs[t]; a.os[t] = os[t]; }
-  a.pad_b = pad_b; a.rbias_h = rbias_h;
-  a.B = B; a.H = H; a.N = N; a.D = D; a.w = w; a.scale = scale;
-  switch (D) {
-    case 16: run<16>(a, threads); return 0;
-    case 32: run<32>(a, threads); return 0;
-    case 64: run<64>(a, threads); return 0;
-    case 128: run<128>(a, threads); return 0;
-    default: return 1;
-  }
+  const Args a = common(q, qs, k, ks, v, vs, out, os, lse, pad, pad_b, rbias, rbias_h, B, H, N, D, w, scale);
+  return dispatch(a, threads, false);
+}
+
+// Gradients of the forward above, given out and lse from it: dq is overwritten; dk, dv and dbias
+// (H, rbias_h) laid out like rbias, or null) must be zero on entry.  Returns as the forward.
+int seqattn_banded_backward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
+                            const float* v, const int64_t* vs, const float* out, const int64_t* os,
+                            const float* lse, const float* dout, const int64_t* dos, float* dq, const int64_t* dqs,
+                            float* dk, const int64_t* dks, float* dv, const int64_t* dvs, const uint8_t* pad,
+                            int64_t pad_b, const float* rbias, int64_t rbias_h, float* dbias,
+                            int B, int H, int N, int D, int w, float scale, int threads) {
+  Args a = common(q, qs, k, ks, v, vs, const_cast<float*>(out), os, const_cast<float*>(lse), pad, pad_b, rbias,
+                  rbias_h, B, H, N, D, w, scale);
+  a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv; a.dbias = dbias;
+  for (int t = 0; t < 3; ++t) { a.dos[t] = dos[t]; a.dqs[t] = dqs[t]; a.dks[t] = dks[t]; a.dvs[t] = dvs[t]; }
+  return dispatch(a, threads, true);
 }
 
 }
