@@ -1,8 +1,9 @@
 """Benchmark of truncated self-attention kernels: time, peak memory and share of the GEMM peak.
 
 Each measurement runs in a fresh child process (``python -m seqattn.bench.attention IMPL N W``),
-because a process's peak RSS cannot be reset: the child reports its peak RSS above the RSS it had
-after building the inputs.  Implementations compared (forward, fp32, batch 1, H heads of size Dh):
+so that no measurement inherits another's heap, thread pools or compiled code.  ``peak_mb`` is the
+memory one call adds above its inputs (``call_peak_mb``: freed pages handed back, the kernel's
+high-water mark reset, then one call).  Implementations compared (forward, fp32, batch 1, H heads of size Dh):
 
     seqattn  seqattn.nn.attention.fused_attention as every seqattn command runs it: the C++ kernel
              (seqattn/nn/csrc, fp32 on AVX-512) where it is built, else the torch path below
@@ -52,10 +53,34 @@ def _rss_mb() -> float:
         return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _peak_rss_mb() -> float:
-    import resource
+def _libc():
+    import ctypes
+    import ctypes.util
 
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+
+
+def call_peak_mb(call) -> float:
+    """Peak RSS (MB) that one run of ``call()`` adds to the process.
+
+    Freed heap pages go back to the OS first (glibc ``malloc_trim(0)``, which also releases free
+    pages inside the heap), then Linux's high-water mark is reset (writing 5 to
+    /proc/self/clear_refs, Linux >= 4.0), so every page the call touches shows, even memory an
+    earlier call freed.  Reads VmHWM from /proc/self/status.
+
+    Linux only, like ``_rss_mb``.
+    """
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: freed memory may hide part of the peak
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    base = _rss_mb()
+    call()
+    with open("/proc/self/status") as handle:
+        hwm_kb = next(int(line.split()[1]) for line in handle if line.startswith("VmHWM:"))
+    return max(0.0, hwm_kb / 1024 - base)
 
 
 def keep_freed_memory() -> bool:
@@ -63,11 +88,8 @@ def keep_freed_memory() -> bool:
 
     Returns False where that is not glibc (nothing is changed then).
     """
-    import ctypes
-    import ctypes.util
-
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        libc = _libc()
         return bool(libc.mallopt(-4, 0)) and bool(libc.mallopt(-1, 2**31 - 1))  # M_MMAP_MAX, M_TRIM_THRESHOLD
     except (OSError, AttributeError):
         return False
@@ -148,7 +170,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
             torch.cuda.synchronize()
 
     step()  # warm-up (and compilation for flex)
-    base = _rss_mb()
+    q.grad = k.grad = v.grad = None  # freed before the trim, so that the call's own gradients count
+    peak_mb = round(call_peak_mb(step), 1)  # one call's memory above the inputs (one-off costs paid above)
     times = []
     # At least ``repeats`` calls and MIN_TIMED_S of them (like timeit's autorange): a 1 ms kernel
     # timed 5 times right after its first call measured 2x its steady state in this VM.
@@ -158,7 +181,6 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
         times.append(time.perf_counter() - start)
     ms = statistics.median(times) * 1e3
     gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
-    peak_mb = round(max(0.0, _peak_rss_mb() - base), 1)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
             "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb, "gflops": round(gflops, 1),
             "gemm_gflops": round(gemm_gflops(repeats=3), 1)}
