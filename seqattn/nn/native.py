@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from torch.autograd.function import once_differentiable
 
 HEAD_SIZES = (16, 32, 64, 128)
 _BIAS_PAD = 16  # zeros on each side of the reversed bias table (see the .cpp header)
@@ -105,6 +106,7 @@ class _BandedAttention(torch.autograd.Function):
         return out
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, grad: Tensor):
         q, k, v, out, lse = ctx.saved_tensors
         window, pad, rbias = ctx.window, ctx.pad, ctx.rbias
