@@ -3,7 +3,8 @@
 Each measurement runs in a fresh child process (``python -m seqattn.bench.attention IMPL N W``),
 so that no measurement inherits another's heap, thread pools or compiled code.  ``peak_mb`` is the
 memory one call adds above its inputs (``call_peak_mb``: freed pages handed back, the kernel's
-high-water mark reset, then one call).  Implementations compared (forward, fp32, batch 1, H heads of size Dh):
+high-water mark reset, then one call).  Implementations compared (fp32, batch 1, H heads of
+size Dh):
 
     seqattn  seqattn.nn.attention.fused_attention as every seqattn command runs it: the C++ kernel
              (seqattn/nn/csrc, fp32 on AVX-512) where it is built, else the torch path below
@@ -18,8 +19,8 @@ Useful FLOPs of banded attention are 4 * N * (2w + 1) * Dh per head (QK^T and AV
 ../shared/notes/truncated-attention-on-cpu.md); a training step (``backward=True``: forward, then
 backward of a fixed random upstream gradient, as a next layer would send, with the gradients set
 to None before each step as ``optimizer.zero_grad()`` does) counts three times that, the usual
-1 + 2 convention.  ``peak_fraction``
-divides the achieved rate by the fp32 GEMM rate measured in the same run (a 2048^3 matmul).
+1 + 2 convention.  ``peak_fraction`` divides the achieved rate by the fp32 GEMM rate measured in
+the same run (a 2048^3 matmul).
 
 Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
 over 32 MiB go back to the OS on free and each call page-faults fresh memory, 2-3x slower at
@@ -118,7 +119,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     """Median time (ms) and extra peak RSS (MB) of one implementation, in this process.
 
     ``backward``: time a training step (forward, then backward of a fixed random gradient of the
-    output; gradients reset to None first) instead of the forward alone.  Uses CUDA when torch sees a GPU (peak_mb is then CPU memory only).
+    output; gradients reset to None first) instead of the forward alone.  Uses CUDA when torch
+    sees a GPU (peak_mb is then CPU memory only).
 
     Raises:
         ValueError: unknown impl, or flex with backward (no CPU backward in torch 2.13).
@@ -182,8 +184,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     ms = statistics.median(times) * 1e3
     gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
-            "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb, "gflops": round(gflops, 1),
-            "gemm_gflops": round(gemm_gflops(repeats=3), 1)}
+            "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb,
+            "gflops": round(gflops, 1), "gemm_gflops": round(gemm_gflops(repeats=3), 1)}
 
 
 def _kernel(impl: str, device: str) -> str:
