@@ -121,10 +121,9 @@ struct Args {
   int64_t dos[3], dqs[3], dks[3], dvs[3];
 };
 
-inline const float* at(const float* x, const int64_t* s, int b, int h, int n) {
-  return x + b * s[0] + h * s[1] + int64_t(n) * s[2];
-}
-inline float* at(float* x, const int64_t* s, int b, int h, int n) {
+// Row n of sequence b, head h of a (B, H, N, D) tensor with strides s.
+template <typename T>
+inline T* at(T* x, const int64_t* s, int b, int h, int n) {
   return x + b * s[0] + h * s[1] + int64_t(n) * s[2];
 }
 
@@ -157,6 +156,39 @@ struct Band {
       : rows(std::min(PANEL, a.N - r0)), cs(r0 - a.w), j0(std::max(cs, 0)), j1(std::min(r0 + rows + a.w, a.N)) {}
   int first() const { return j0 - cs; }  // local key rows [first, last)
   int last() const { return j1 - cs; }
+};
+
+// The bias and masks of a panel's scores.  Key j is in query i's band when i <= j - cs <= i + 2w,
+// so the local key rows jj in [PANEL - 1, 2w] are in every band of the panel: only the edge rows
+// before and after them need the band mask.
+struct Masks {
+  const uint8_t* pad;   // of sequence b, or null
+  const float* rbias;   // of head h, or null
+  int w, cs;
+  Masks(const Args& a, const Band& bd, int b, int h)
+      : pad(a.pad ? a.pad + b * a.pad_b : nullptr), rbias(a.rbias ? a.rbias + h * a.rbias_h : nullptr),
+        w(a.w), cs(bd.cs) {}
+  bool any() const { return pad || rbias; }
+  // Scores x of local key row jj (one per query of the panel) with bias[jj - i] added, and -inf
+  // where the key is padding or, on an edge row, outside the query's band.
+  vf apply(vf x, int jj, bool edge) const {
+    if (rbias) x += load(rbias + (L + 2 * w - jj));
+    if (edge) {
+      const vi iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+      x = (iota <= jj) & (iota >= jj - 2 * w) ? x : splat(-INFINITY);
+    }
+    if (pad && pad[cs + jj]) x = splat(-INFINITY);
+    return x;
+  }
+  // f(jj, edge) for the panel's local key rows in order.
+  template <typename F>
+  void for_each_key(const Band& bd, F f) const {
+    const int first = bd.first(), last = bd.last();
+    const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
+    for (int jj = first; jj < std::min(last, mid_lo); ++jj) f(jj, true);
+    for (int jj = mid_lo; jj < mid_hi; ++jj) f(jj, false);
+    for (int jj = mid_hi; jj < last; ++jj) f(jj, true);
+  }
 };
 
 // xt[d * 16 + i] = scale * x[i, d] for the panel's rows; missing rows of the last panel are zeros.
@@ -240,7 +272,7 @@ struct Scratch {
 template <int D>
 void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   const Band bd(a, r0);
-  const int w = a.w, cs = bd.cs;
+  const int w = a.w;
   const int64_t bh = int64_t(b) * a.H + h;
   const float* k = sc.k.rows<D>(at(a.k, a.ks, b, h, 0), a.ks[2], bh, bd.j0, bd.j1, a.N, w);
   float* qt = sc.qt.data();
@@ -248,44 +280,22 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   transpose_panel<D>(at(a.q, a.qs, b, h, r0), a.qs[2], bd.rows, a.scale, qt);
   scores<D>(k, qt, bd, st);
 
-  // Softmax over keys, per query: key j is in query i's band when i <= j - cs <= i + 2w, so the
-  // keys jj in [PANEL - 1, 2w] are in every band of the panel and need no band mask.
-  const uint8_t* pad = a.pad ? a.pad + b * a.pad_b : nullptr;
-  const float* rbias = a.rbias ? a.rbias + h * a.rbias_h : nullptr;
-  vi iota;
-  for (int t = 0; t < L; ++t) iota[t] = t;
+  // Softmax over keys, per query, elementwise across the panel's 16 queries.
+  const Masks masks(a, bd, b, h);
   const vf neg_inf = splat(-INFINITY);
-  const int first = bd.first(), last = bd.last();
-  const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
   vf m = neg_inf;
-  auto edge = [&](int jj) {
+  masks.for_each_key(bd, [&](int jj, bool edge) {
     vf x = load(st + jj * L);
-    if (rbias) x += load(rbias + (L + 2 * w - jj));  // bias[jj - i] for query i
-    vi allowed = (iota <= jj) & (iota >= jj - 2 * w);
-    x = allowed && !(pad && pad[cs + jj]) ? x : neg_inf;
-    store(st + jj * L, x);
-    m = m > x ? m : x;
-  };
-  for (int jj = first; jj < std::min(last, mid_lo); ++jj) edge(jj);
-  if (rbias || pad) {
-    for (int jj = mid_lo; jj < mid_hi; ++jj) {
-      vf x = load(st + jj * L);
-      if (rbias) x += load(rbias + (L + 2 * w - jj));
-      if (pad && pad[cs + jj]) x = neg_inf;
+    if (edge || masks.any()) {
+      x = masks.apply(x, jj, edge);
       store(st + jj * L, x);
-      m = m > x ? m : x;
     }
-  } else {
-    for (int jj = mid_lo; jj < mid_hi; ++jj) {
-      vf x = load(st + jj * L);
-      m = m > x ? m : x;
-    }
-  }
-  for (int jj = mid_hi; jj < last; ++jj) edge(jj);
+    m = m > x ? m : x;
+  });
   vi has_key = m != neg_inf;
   m = has_key ? m : vf{};  // queries with no allowed key: every p below is exp(-inf) = 0
   vf sum = vf{};
-  for (int jj = first; jj < last; ++jj) {
+  for (int jj = bd.first(); jj < bd.last(); ++jj) {
     vf p = vexp(load(st + jj * L) - m);
     store(st + jj * L, p);
     sum += p;
@@ -404,7 +414,7 @@ struct BackScratch {
 template <int D>
 void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared& sh) {
   const Band bd(a, r0);
-  const int w = a.w, cs = bd.cs;
+  const int w = a.w;
   const int64_t bh = int64_t(b) * a.H + h;
   const float* k = sc.k.rows<D>(at(a.k, a.ks, b, h, 0), a.ks[2], bh, bd.j0, bd.j1, a.N, w);
   const float* v = sc.v.rows<D>(at(a.v, a.vs, b, h, 0), a.vs[2], bh, bd.j0, bd.j1, a.N, w);
@@ -424,32 +434,16 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
     for (int d = 0; d < D; d += L) s = fmadd(load(o + d), load(dout + i * a.dos[2] + d), s);
     delta[i] = _mm512_reduce_add_ps((__m512)s);
   }
-  // P^T = exp(S^T + bias - lse) and dS^T = P^T (dP^T - delta), the band mask at the edge keys only
-  // (see the forward's softmax).
-  const uint8_t* pad = a.pad ? a.pad + b * a.pad_b : nullptr;
-  const float* rbias = a.rbias ? a.rbias + h * a.rbias_h : nullptr;
+  // P^T = exp(S^T + bias - lse) and dS^T = P^T (dP^T - delta).
+  const Masks masks(a, bd, b, h);
   float* dbias = a.dbias ? sh.dbias.data() + h * a.rbias_h : nullptr;
-  vi iota;
-  for (int t = 0; t < L; ++t) iota[t] = t;
-  const int first = bd.first(), last = bd.last();
-  const int mid_lo = std::max(first, PANEL - 1), mid_hi = std::max(mid_lo, std::min(last, 2 * w + 1));
-  auto key = [&](int jj, bool edge) {
-    vf x = load(st + jj * L);
-    if (rbias) x += load(rbias + (L + 2 * w - jj));  // bias[jj - i] for query i
-    if (edge) {
-      vi allowed = (iota <= jj) & (iota >= jj - 2 * w);
-      x = allowed ? x : splat(-INFINITY);
-    }
-    if (pad && pad[cs + jj]) x = splat(-INFINITY);
-    vf p = vexp(x - lse);
+  masks.for_each_key(bd, [&](int jj, bool edge) {
+    vf p = vexp(masks.apply(load(st + jj * L), jj, edge) - lse);
     vf ds = p * (load(dst + jj * L) - delta);
     store(st + jj * L, p);
     store(dst + jj * L, ds);
-    if (dbias) store(dbias + (L + 2 * w - jj), load(dbias + (L + 2 * w - jj)) + ds);
-  };
-  for (int jj = first; jj < std::min(last, mid_lo); ++jj) key(jj, true);
-  for (int jj = mid_lo; jj < mid_hi; ++jj) key(jj, false);
-  for (int jj = mid_hi; jj < last; ++jj) key(jj, true);
+    if (dbias) store(dbias + (L + 2 * w - jj), load(dbias + (L + 2 * w - jj)) + ds);  // bias[jj - i]
+  });
 
   float scale[PANEL];
   std::fill(scale, scale + PANEL, a.scale);
