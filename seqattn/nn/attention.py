@@ -389,9 +389,9 @@ def fused_attention(
 
     The same function as ``dense_attention`` / ``banded_attention`` with score="dot".  Full
     attention and short sequences go through ``F.scaled_dot_product_attention`` over the whole
-    sequence.  Truncated attention without dropout runs in seqattn's C++ kernel (forward and
-    backward; ``seqattn.nn.native``: fp32 on an AVX-512 CPU, head size 16/32/64/128) where it
-    applies.  Otherwise SDPA runs over all query blocks of the banded layout (each block with its B + 2w
+    sequence.  Truncated attention runs in seqattn's C++ kernel (forward and backward, attention
+    dropout included; ``seqattn.nn.native``: fp32 on an AVX-512 CPU, head size 16/32/64/128)
+    where it applies.  Otherwise SDPA runs over all query blocks of the banded layout (each block with its B + 2w
     keys), which keeps memory O(N * w): without gradients (and for one sequence or long ones)
     it reads the key windows in place (``_banded_sdpa_views``); for training they are copied into
     one contiguous batch with a cheap backward (``_BlockWindows``).  Rows with no allowed key come
@@ -418,10 +418,9 @@ def fused_attention(
         return out * allowed.any(-1, keepdim=True).to(out.dtype) if key_padding_mask is not None else out
 
     needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
-    if not dropout:
-        out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias)
-        if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py), with its backward
-            return out
+    out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias, dropout)
+    if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py), with its backward
+        return out
     block = block or default_block_size(window)
     n_blocks = -(-n // block)
     span = block + 2 * window

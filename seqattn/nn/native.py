@@ -1,11 +1,12 @@
 """The C++ truncated-attention kernel (seqattn/nn/csrc/banded_attention.cpp) through ctypes.
 
-``banded_attention`` is the path of ``seqattn.nn.attention.fused_attention`` without attention
-dropout where it applies: fp32 tensors on an AVX-512 CPU, head size 16, 32, 64 or 128.  With
-gradients it runs as an autograd Function whose backward is the kernel's backward
-(FlashAttention-2 style: P recomputed from the saved log-sum-exp).  Everywhere else (dropout,
-GPUs, other CPUs, a machine where setup.py found no compiler) it returns None and the caller runs
-its torch path, so the kernel is an accelerator, never a requirement.
+``banded_attention`` is the path of ``seqattn.nn.attention.fused_attention`` for truncated
+attention where it applies: fp32 tensors on an AVX-512 CPU, head size 16, 32, 64 or 128, with or
+without attention dropout.  With gradients it runs as an autograd Function whose backward is the
+kernel's backward (FlashAttention-2 style: P recomputed from the saved log-sum-exp, the dropout
+mask regenerated from its seed).  Everywhere else (GPUs, other CPUs, a machine where setup.py
+found no compiler) it returns None and the caller runs its torch path, so the kernel is an
+accelerator, never a requirement.
 
 Set ``SEQATTN_NATIVE=0`` to turn it off (A/B measurements, bisecting a difference).
 """
@@ -38,8 +39,8 @@ def _library() -> ctypes.CDLL | None:
         path = here / f"_banded_attention{suffix}"
         if path.exists():
             lib = ctypes.CDLL(str(path))
-            ptr, i64, i32, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float
-            sizes = [i32, i32, i32, i32, i32, f32, i32]  # B, H, N, D, w, scale, threads
+            ptr, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_uint64
+            sizes = [f32, u64, i32, i32, i32, i32, i32, f32, i32]  # dropout, seed, B, H, N, D, w, scale, threads
             lib.seqattn_banded_forward.argtypes = [ptr] * 9 + [ptr, i64, ptr, i64] + sizes
             lib.seqattn_banded_backward.argtypes = [ptr] * 17 + [ptr, i64, ptr, i64, ptr] + sizes
             lib.seqattn_banded_forward.restype = lib.seqattn_banded_backward.restype = i32
@@ -80,29 +81,36 @@ def _row(x: Tensor | None) -> int:
     return 0 if x is None else x.stride(0)
 
 
+def _seed() -> int:
+    """A 64-bit seed for the kernel's dropout mask, drawn from torch's default generator, so that
+    ``torch.manual_seed`` makes training runs repeatable as it does on the torch path."""
+    return int(torch.randint(-2**63, 2**63 - 1, (), dtype=torch.int64)) % 2**64
+
+
 def _forward(q: Tensor, k: Tensor, v: Tensor, window: int, pad: Tensor | None, rbias: Tensor | None,
-             lse: Tensor | None) -> Tensor | None:
+             lse: Tensor | None, dropout: float = 0.0, seed: int = 0) -> Tensor | None:
     """The kernel's forward; fills ``lse`` (B, H, N) when given.  None for an unsupported head size."""
     bsz, heads, n, d_head = q.shape
     out = _seq_major(q)
     status = _library().seqattn_banded_forward(
         q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
         out.data_ptr(), _strides(out), _ptr(lse), _ptr(pad), _row(pad), _ptr(rbias), _row(rbias),
-        bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
+        dropout, seed, bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
     return out if status == 0 else None
 
 
 class _BandedAttention(torch.autograd.Function):
     """The kernel with its backward: P recomputed per panel from the saved log-sum-exp
-    (FlashAttention-2's backward, Dao 2023), so training memory stays O(N * Dh) beyond q, k, v."""
+    (FlashAttention-2's backward, Dao 2023) and the dropout mask from its seed, so training memory
+    stays O(N * Dh) beyond q, k, v."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, relative_bias: Tensor | None, window: int,
-                pad: Tensor | None, rbias: Tensor | None) -> Tensor:
+                pad: Tensor | None, rbias: Tensor | None, dropout: float, seed: int) -> Tensor:
         lse = q.new_empty(q.shape[:3])  # (B, H, N)
-        out = _forward(q, k, v, window, pad, rbias, lse)
+        out = _forward(q, k, v, window, pad, rbias, lse, dropout, seed)
         ctx.save_for_backward(q, k, v, out, lse)
-        ctx.window, ctx.pad, ctx.rbias = window, pad, rbias
+        ctx.window, ctx.pad, ctx.rbias, ctx.dropout, ctx.seed = window, pad, rbias, dropout, seed
         return out
 
     @staticmethod
@@ -122,21 +130,24 @@ class _BandedAttention(torch.autograd.Function):
             q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
             out.data_ptr(), _strides(out), lse.data_ptr(), grad.data_ptr(), _strides(grad),
             dq.data_ptr(), _strides(dq), dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv),
-            _ptr(pad), _row(pad), _ptr(rbias), _row(rbias), _ptr(dbias),
+            _ptr(pad), _row(pad), _ptr(rbias), _row(rbias), _ptr(dbias), ctx.dropout, ctx.seed,
             bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
         grad_bias = None
         if dbias is not None:  # the reversed table back to (H, 2w + 1)
             grad_bias = dbias[:, _BIAS_PAD:_BIAS_PAD + 2 * window + 1].flip(-1)
-        return dq, dk, dv, grad_bias, None, None, None
+        return dq, dk, dv, grad_bias, None, None, None, None, None
 
 
 def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_mask: Tensor | None = None,
-                     relative_bias: Tensor | None = None) -> Tensor | None:
-    """softmax(q k^T / sqrt(Dh) + bias, |i - j| <= w, padding masked) v, or None where not applicable.
+                     relative_bias: Tensor | None = None, dropout: float = 0.0) -> Tensor | None:
+    """dropout(softmax(q k^T / sqrt(Dh) + bias, |i - j| <= w, padding masked)) v, or None where not applicable.
 
     The same function as ``dense_attention(..., window=w)`` (score "dot"): max abs difference
     about 1e-6 in fp32 (tests/nn/test_native.py), gradients included (q, k, v and the bias)
-    when any input requires them.  Rows with no allowed key are zeros.
+    when any input requires them.  Rows with no allowed key are zeros.  ``dropout`` p in [0, 1)
+    zeroes each attention weight with probability p and scales the others by 1 / (1 - p)
+    (inverted dropout, Srivastava et al. 2014), with a mask drawn from a seed that
+    ``torch.manual_seed`` fixes; the kernel's mask differs from ``F.dropout``'s, not its law.
     Lecture: truncated self-attention; Beltagy et al. 2020 (Longformer) for the sliding window.
 
     Shapes:
@@ -144,7 +155,7 @@ def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_m
         key_padding_mask: (B, N) bool, True at padding; relative_bias: (H, 2w + 1), offset
         j - i + w  ->  (B, H, N, Dh), stored sequence-major ((B, N, H, Dh) memory), or None.
     """
-    if not available() or window < 0:
+    if not available() or window < 0 or not 0.0 <= dropout < 1.0:
         return None
     tensors = (q, k, v) if relative_bias is None else (q, k, v, relative_bias)
     if any(t.device.type != "cpu" or t.dtype != torch.float32 for t in tensors):
@@ -155,6 +166,7 @@ def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_m
     if any(t.stride(-1) != 1 for t in (q, k, v)):
         return None
     pad, rbias = _masks(key_padding_mask, relative_bias)
+    seed = _seed() if dropout else 0
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
-        return _BandedAttention.apply(q, k, v, relative_bias, window, pad, rbias)
-    return _forward(q, k, v, window, pad, rbias, None)
+        return _BandedAttention.apply(q, k, v, relative_bias, window, pad, rbias, dropout, seed)
+    return _forward(q, k, v, window, pad, rbias, None, dropout, seed)

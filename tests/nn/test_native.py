@@ -132,8 +132,8 @@ def test_rows_without_keys_have_zero_gradients():
     assert (x.grad == 0).all()
 
 
-def test_fused_attention_uses_it_without_dropout(monkeypatch):
-    """Inference and training go through the kernel; attention dropout through torch's SDPA."""
+def test_fused_attention_uses_it_for_inference_and_training(monkeypatch):
+    """Inference, training and training with attention dropout all go through the kernel."""
     calls = []
     kernel = native.banded_attention
     monkeypatch.setattr(native, "banded_attention", lambda *a: calls.append(1) or kernel(*a))
@@ -146,9 +146,126 @@ def test_fused_attention_uses_it_without_dropout(monkeypatch):
     out = fused_attention(q, k, v, window=8)
     assert len(calls) == 2 and "BandedAttention" in type(out.grad_fn).__name__
     out = fused_attention(q, k, v, window=8, dropout=0.1)
-    assert len(calls) == 2 and "BandedAttention" not in type(out.grad_fn).__name__
+    assert len(calls) == 3 and "BandedAttention" in type(out.grad_fn).__name__
     out.sum().backward()
     assert q.grad is not None and torch.isfinite(q.grad).all()
+
+
+# The kernel's dropout mask rebuilt in torch from its definition (struct Dropout in
+# seqattn/nn/csrc/banded_attention.cpp): int64 tensors holding unsigned 32-bit values.
+_M32 = 0xFFFFFFFF
+
+
+def _mul32(x, c):
+    """x * c mod 2^32 without overflowing int64 (c split into 16-bit halves)."""
+    return (x * (c & 0xFFFF) + (((x * (c >> 16)) & 0xFFFF) << 16)) & _M32
+
+
+def _fmix32(x):
+    x = x ^ (x >> 16)
+    x = _mul32(x, 0x85EBCA6B)
+    x = x ^ (x >> 13)
+    x = _mul32(x, 0xC2B2AE35)
+    return x ^ (x >> 16)
+
+
+def _dropout_keep(seed, b, h, n, p):
+    """(B, H, N, N) bool: whether query i keeps its weight on key j."""
+    bh = torch.arange(b * h, dtype=torch.int64)
+    key = _fmix32((seed & _M32) ^ _fmix32((_mul32(bh, 0x9E3779B9) + (seed >> 32)) & _M32))
+    i = torch.arange(n, dtype=torch.int64)
+    row = _fmix32((_mul32(i, 0x85EBCA77)[None] + key[:, None]) & _M32)  # (BH, N)
+    draw = _fmix32(row[:, :, None] ^ _mul32(i, 0xC2B2AE3D)[None, None, :])  # (BH, N, N)
+    threshold = min(int(float(torch.tensor(p, dtype=torch.float32)) * 2**32), _M32)
+    return (draw >= threshold).view(b, h, n, n)
+
+
+SEED = 0xDEADBEEF12345678
+
+
+@pytest.mark.parametrize("b,h,n,d,window,p", [
+    (1, 4, 300, 64, 16, 0.1), (3, 1, 50, 16, 100, 0.5), (2, 2, 333, 64, 40, 0.3), (1, 2, 130, 128, 0, 0.2),
+])
+def test_dropout_equals_dense_reference_with_the_same_mask(monkeypatch, b, h, n, d, window, p):
+    """Output and gradients (q, k, v, bias) against dense weights times the rebuilt mask / (1 - p)."""
+    monkeypatch.setattr(native, "_seed", lambda: SEED)
+    pad = torch.zeros(b, n, dtype=torch.bool)
+    if b > 1:
+        pad[1, n // 3:] = True
+    if b > 2:
+        pad[2, n // 2:n // 2 + window + 1] = True
+    bias = torch.randn(h, 2 * window + 1, generator=torch.Generator().manual_seed(2))
+    upstream = torch.randn(b, h, n, d, generator=torch.Generator().manual_seed(3))
+    keep = _dropout_keep(SEED, b, h, n, p)
+
+    def reference(q, k, v, bias):
+        _, weights = dense_attention(q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)
+        return torch.matmul(weights * keep / (1 - p), v)
+
+    def kernel(q, k, v, bias):
+        return native.banded_attention(q, k, v, window, pad, bias, dropout=p)
+
+    ref, ref_dx, ref_dbias = _grads(reference, b, h, n, d, window, pad, bias, upstream)
+    out, dx, dbias = _grads(kernel, b, h, n, d, window, pad, bias, upstream)
+    assert (out - ref).abs().max() <= 1e-5
+    assert (dx - ref_dx).abs().max() <= 1e-5
+    # Each bias entry sums B * N terms of dS = P (dP - delta).  With w = 0 every term is exactly 0
+    # in the dense reference (P = 1) and of order 1e-7 |dP| in the kernel, hence the scale.
+    scale = max(1.0, ref_dbias.abs().max().item(), ref_dx.abs().max().item())
+    assert (dbias - ref_dbias).abs().max() <= 1e-5 * scale
+    with torch.no_grad():  # the inference-style call (no log-sum-exp) draws the same mask
+        q, k, v = _qkv(b, h, n, d)
+        assert (native.banded_attention(q, k, v, window, pad, bias, dropout=p)
+                - reference(q, k, v, bias)).abs().max() <= 1e-5
+
+
+def test_dropout_mask_drops_the_right_share_independently():
+    """The mask's law: share p dropped, for every head, query and key offset alike, and no two
+    heads, queries or seeds with the same pattern."""
+    p, n = 0.1, 512
+    keep = _dropout_keep(SEED, 2, 4, n, p).float()  # 2M draws
+    assert abs(1 - keep.mean().item() - p) < 0.002
+    per_head = 1 - keep.mean((2, 3))
+    assert (per_head - p).abs().max() < 0.005  # 262k draws each: 5 standard deviations
+    offsets = torch.stack([keep.diagonal(o, -2, -1).mean() for o in range(-8, 9)])
+    assert (1 - offsets - p).abs().max() < 0.01
+    rows = keep.view(-1, n)
+    assert torch.unique(rows, dim=0).shape[0] == rows.shape[0]
+    assert not torch.equal(_dropout_keep(SEED, 1, 1, n, p), _dropout_keep(SEED + 1, 1, 1, n, p))
+    assert not torch.equal(_dropout_keep(SEED, 1, 1, n, p), _dropout_keep(SEED + 2**32, 1, 1, n, p))
+
+
+def test_dropout_follows_torch_manual_seed():
+    q, k, v = _qkv(1, 2, 200, 32)
+    torch.manual_seed(5)
+    first, second = (native.banded_attention(q, k, v, 8, dropout=0.2) for _ in range(2))
+    torch.manual_seed(5)
+    again = native.banded_attention(q, k, v, 8, dropout=0.2)
+    assert torch.equal(first, again) and not torch.equal(first, second)
+    plain = native.banded_attention(q, k, v, 8)
+    assert ((first - plain).abs() > 1e-3).float().mean() > 0.5  # dropout changed most outputs
+
+
+@pytest.mark.parametrize("threads", [3])
+def test_dropout_gradients_do_not_depend_on_the_thread_split(monkeypatch, threads):
+    monkeypatch.setattr(native, "_seed", lambda: SEED)
+    b, h, n, d, window = 2, 2, 90, 32, 40
+    upstream = torch.randn(b, h, n, d, generator=torch.Generator().manual_seed(3))
+    bias = torch.zeros(h, 2 * window + 1)
+
+    def attend(q, k, v, bias):
+        return native.banded_attention(q, k, v, window, None, bias, dropout=0.3)
+
+    old = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = _grads(attend, b, h, n, d, window, None, bias, upstream)
+        torch.set_num_threads(threads)
+        many = _grads(attend, b, h, n, d, window, None, bias, upstream)
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(one[0], many[0])
+    assert (one[1] - many[1]).abs().max() <= 1e-6
 
 
 def test_declines_what_it_does_not_compute(monkeypatch):

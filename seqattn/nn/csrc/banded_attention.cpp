@@ -1,8 +1,9 @@
 // Truncated (banded) scaled dot-product attention, forward and backward, fp32, for the CPU.
 //
 // Query i attends to the keys j with |i - j| <= w (the lecture's truncated self-attention;
-// Longformer's sliding window), with an optional per-(head, offset) relative bias and key
-// padding mask.  Rows with no allowed key give zeros, like seqattn.nn.attention.dense_attention.
+// Longformer's sliding window), with an optional per-(head, offset) relative bias, key padding
+// mask and attention dropout.  Rows with no allowed key give zeros, like
+// seqattn.nn.attention.dense_attention.
 // Loaded through ctypes by seqattn/nn/native.py; built by setup.py (-O3, AVX-512 F/DQ/BW/VL, -fopenmp).
 //
 // Why a kernel of our own: torch's SDPA on query blocks spends its time in GEMMs of about
@@ -31,6 +32,7 @@
 //   lse:   (B, H, N) contiguous: log-sum-exp of each query's scores (written by a training
 //          forward, read by the backward)
 //   dout, dq, dk, dv: like q, k, v, own strides; dbias like rbias
+//   dropout, seed: attention dropout (probability, 64-bit seed); see Dropout for the mask
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -49,6 +51,7 @@ constexpr int PANEL = L;  // query rows per panel: one vector
 constexpr int PACK_PANELS = 32;  // panels whose keys are packed at once
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
+typedef uint32_t vu __attribute__((vector_size(64)));
 
 inline vf load(const float* p) { vf x; std::memcpy(&x, p, sizeof x); return x; }
 inline void store(float* p, vf x) { std::memcpy(p, &x, sizeof x); }
@@ -114,6 +117,8 @@ struct Args {
   int64_t pad_b, rbias_h;
   int B, H, N, D, w;
   float scale;
+  float dropout;   // probability of dropping an attention weight; 0: no dropout
+  uint64_t seed;   // of the dropout mask
   // Backward only: the output's gradient in, the inputs' gradients out (dk, dv zero on entry),
   // dbias (H, rbias_h) zero on entry and laid out like rbias, or null.
   const float* dout;
@@ -189,6 +194,44 @@ struct Masks {
     for (int jj = mid_lo; jj < mid_hi; ++jj) f(jj, false);
     for (int jj = mid_hi; jj < last; ++jj) f(jj, true);
   }
+};
+
+// Attention dropout with a mask that is a function of (seed, b * H + h, query i, key j), so that
+// the backward regenerates the forward's mask instead of storing it (as FlashAttention does with
+// Philox; here a cheaper hash, murmur3's 32-bit finaliser, on two levels):
+//   key = fmix32(seed_lo ^ fmix32(bh * 0x9E3779B9 + seed_hi))      per sequence-head bh = b * H + h
+//   row_i = fmix32(i * 0x85EBCA77 + key)                          per query i
+//   keep(i, j) = fmix32(row_i ^ j * 0xC2B2AE3D) >= floor(p * 2^32)  per key j
+// in unsigned 32-bit arithmetic (wrapping), seed_lo / seed_hi the low / high half of the seed.
+// Both levels are bijections, so no two queries of a head, and no two keys of a query, share a
+// draw.  Kept weights are scaled by 1 / (1 - p) (Srivastava et al. 2014, inverted dropout); the
+// log-sum-exp stays that of the undropped scores.  tests/nn/test_native.py rebuilds the mask in
+// torch from this definition.
+template <typename T>
+inline T fmix32(T x) {
+  x ^= x >> 16;
+  x *= 0x85EBCA6Bu;
+  x ^= x >> 13;
+  x *= 0xC2B2AE35u;
+  x ^= x >> 16;
+  return x;
+}
+
+struct Dropout {
+  bool on;
+  uint32_t threshold = 0;
+  float rescale = 1.f;  // 1 / (1 - p)
+  vu row;               // row_i for the panel's 16 queries
+  Dropout(const Args& a, int64_t bh, int r0) : on(a.dropout > 0.f) {
+    if (!on) return;
+    threshold = uint32_t(std::min(double(a.dropout) * 4294967296.0, 4294967295.0));
+    rescale = 1.f / (1.f - a.dropout);
+    const uint32_t key = fmix32(uint32_t(a.seed) ^ fmix32(uint32_t(bh) * 0x9E3779B9u + uint32_t(a.seed >> 32)));
+    const vu iota = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15};
+    row = fmix32((iota + uint32_t(r0)) * 0x85EBCA77u + key);
+  }
+  // Nonzero lanes: the queries that keep their weight on key j.
+  vi keep(int j) const { return fmix32(row ^ (uint32_t(j) * 0xC2B2AE3Du)) >= threshold; }
 };
 
 // xt[d * 16 + i] = scale * x[i, d] for the panel's rows; missing rows of the last panel are zeros.
@@ -295,13 +338,15 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   vi has_key = m != neg_inf;
   m = has_key ? m : vf{};  // queries with no allowed key: every p below is exp(-inf) = 0
   vf sum = vf{};
+  const Dropout drop(a, bh, r0);
   for (int jj = bd.first(); jj < bd.last(); ++jj) {
     vf p = vexp(load(st + jj * L) - m);
-    store(st + jj * L, p);
     sum += p;
+    if (drop.on) p = drop.keep(bd.cs + jj) ? p : vf{};
+    store(st + jj * L, p);
   }
-  float inv[PANEL];
-  for (int i = 0; i < PANEL; ++i) inv[i] = has_key[i] ? 1.f / sum[i] : 0.f;
+  float inv[PANEL];  // 1 / sum, times 1 / (1 - p) for the kept weights under dropout
+  for (int i = 0; i < PANEL; ++i) inv[i] = has_key[i] ? drop.rescale / sum[i] : 0.f;
   if (a.lse) {  // +inf for rows without keys, so that the backward's exp(s - lse) is 0 there
     float* lse = a.lse + bh * a.N + r0;
     for (int i = 0; i < bd.rows; ++i) lse[i] = has_key[i] ? m[i] + std::log(sum[i]) : INFINITY;
@@ -316,6 +361,8 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
 //   S^T = K Q^T (scaled),  P^T = exp(S^T + bias - lse) masked,  dP^T = V dO^T,
 //   dS^T = P^T (dP^T - delta),  delta_i = dO_i . O_i,
 //   dQ = scale dS K (rows of this panel only),  dK += scale dS^T Q,  dV += P^T dO,  dbias += dS.
+// Under dropout (mask M, Z = P M / (1 - p) the weights the forward used): dV += Z^T dO and
+// dP = (V dO^T) M / (1 - p); delta_i = dO_i . O_i still equals sum_j P_ij dP_ij.
 // dQ rows belong to one panel.  dK and dV rows are shared by the panels whose bands overlap:
 // each thread takes a contiguous range of panels and adds into dK/dV directly, except for the
 // rows within w of either end of its range, which another thread may also touch: those go to a
@@ -437,10 +484,18 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
   // P^T = exp(S^T + bias - lse) and dS^T = P^T (dP^T - delta).
   const Masks masks(a, bd, b, h);
   float* dbias = a.dbias ? sh.dbias.data() + h * a.rbias_h : nullptr;
+  const Dropout drop(a, bh, r0);
   masks.for_each_key(bd, [&](int jj, bool edge) {
     vf p = vexp(masks.apply(load(st + jj * L), jj, edge) - lse);
-    vf ds = p * (load(dst + jj * L) - delta);
-    store(st + jj * L, p);
+    vf dp = load(dst + jj * L);
+    if (drop.on) {
+      const vi keep = drop.keep(bd.cs + jj);
+      dp = keep ? dp * drop.rescale : vf{};
+      store(st + jj * L, keep ? p * drop.rescale : vf{});  // Z, for dV
+    } else {
+      store(st + jj * L, p);
+    }
+    vf ds = p * (dp - delta);
     store(dst + jj * L, ds);
     if (dbias) store(dbias + (L + 2 * w - jj), load(dbias + (L + 2 * w - jj)) + ds);  // bias[jj - i]
   });
@@ -500,12 +555,14 @@ int dispatch(const Args& a, int threads, bool backward) {
 
 Args common(const float* q, const int64_t* qs, const float* k, const int64_t* ks, const float* v,
             const int64_t* vs, float* out, const int64_t* os, float* lse, const uint8_t* pad, int64_t pad_b,
-            const float* rbias, int64_t rbias_h, int B, int H, int N, int D, int w, float scale) {
+            const float* rbias, int64_t rbias_h, float dropout, uint64_t seed, int B, int H, int N, int D,
+            int w, float scale) {
   Args a{};
   a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse; a.pad = pad; a.rbias = rbias;
   for (int t = 0; t < 3; ++t) { a.qs[t] = qs[t]; a.ks[t] = ks[t]; a.vs[t] = vs[t]; a.os[t] = os[t]; }
   a.pad_b = pad_b; a.rbias_h = rbias_h;
   a.B = B; a.H = H; a.N = N; a.D = D; a.w = w; a.scale = scale;
+  a.dropout = dropout; a.seed = seed;
   return a;
 }
 
@@ -514,25 +571,29 @@ Args common(const float* q, const int64_t* qs, const float* k, const int64_t* ks
 extern "C" {
 
 // out = attention(q, k, v); lse (B, H, N) contiguous or null receives each query's log-sum-exp.
+// dropout in [0, 1): attention dropout with the mask of (seed, b, h, i, j) (see Dropout).
 // Returns 0 on success, 1 for an unsupported head size (the caller falls back to torch).
 int seqattn_banded_forward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
                            const float* v, const int64_t* vs, float* out, const int64_t* os, float* lse,
                            const uint8_t* pad, int64_t pad_b, const float* rbias, int64_t rbias_h,
-                           int B, int H, int N, int D, int w, float scale, int threads) {
-  const Args a = common(q, qs, k, ks, v, vs, out, os, lse, pad, pad_b, rbias, rbias_h, B, H, N, D, w, scale);
+                           float dropout, uint64_t seed, int B, int H, int N, int D, int w, float scale,
+                           int threads) {
+  const Args a = common(q, qs, k, ks, v, vs, out, os, lse, pad, pad_b, rbias, rbias_h, dropout, seed, B, H, N, D,
+                        w, scale);
   return dispatch(a, threads, false);
 }
 
-// Gradients of the forward above, given out and lse from it: dq is overwritten; dk, dv and dbias
-// (H, rbias_h) laid out like rbias, or null) must be zero on entry.  Returns as the forward.
+// Gradients of the forward above, given out and lse from it and the same dropout and seed: dq is
+// overwritten; dk, dv and dbias ((H, rbias_h) laid out like rbias, or null) must be zero on entry.
+// Returns as the forward.
 int seqattn_banded_backward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
                             const float* v, const int64_t* vs, const float* out, const int64_t* os,
                             const float* lse, const float* dout, const int64_t* dos, float* dq, const int64_t* dqs,
                             float* dk, const int64_t* dks, float* dv, const int64_t* dvs, const uint8_t* pad,
-                            int64_t pad_b, const float* rbias, int64_t rbias_h, float* dbias,
-                            int B, int H, int N, int D, int w, float scale, int threads) {
+                            int64_t pad_b, const float* rbias, int64_t rbias_h, float* dbias, float dropout,
+                            uint64_t seed, int B, int H, int N, int D, int w, float scale, int threads) {
   Args a = common(q, qs, k, ks, v, vs, const_cast<float*>(out), os, const_cast<float*>(lse), pad, pad_b, rbias,
-                  rbias_h, B, H, N, D, w, scale);
+                  rbias_h, dropout, seed, B, H, N, D, w, scale);
   a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv; a.dbias = dbias;
   for (int t = 0; t < 3; ++t) { a.dos[t] = dos[t]; a.dqs[t] = dqs[t]; a.dks[t] = dks[t]; a.dvs[t] = dvs[t]; }
   return dispatch(a, threads, true);
