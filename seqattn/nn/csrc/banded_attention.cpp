@@ -132,14 +132,13 @@ inline T* at(T* x, const int64_t* s, int b, int h, int n) {
   return x + b * s[0] + h * s[1] + int64_t(n) * s[2];
 }
 
-// Asks for a row of D floats in L1, to read (_MM_HINT_T0) or to write (_MM_HINT_ET0: prefetchw).
-// Each forward panel prefetches the rows the next panel touches first (its queries, output rows
-// and the 16 values it adds), fetched while this panel computes; their first touch otherwise
-// stalls the next panel (7% of the forward at N = 16384, w = 64, A/B).  The same for the backward's
-// rows (q, dO, O, dQ, dK, dV) gained nothing measurable, so it does not.
-template <int D, _mm_hint HINT>
+// Asks for a row of D floats in L1.  Each forward panel prefetches the rows the next panel reads
+// first (its queries and the 16 values it adds), fetched while this panel computes; their first
+// touch otherwise stalls the next panel (7% of the forward at N = 16384, w = 64, A/B).  The same
+// for the backward's rows (q, dO, O, dQ, dK, dV) gained nothing measurable, so it does not.
+template <int D>
 inline void prefetch_row(const float* row) {
-  for (int d = 0; d < D; d += L) _mm_prefetch(reinterpret_cast<const char*>(row + d), HINT);
+  for (int d = 0; d < D; d += L) _mm_prefetch(reinterpret_cast<const char*>(row + d), _MM_HINT_T0);
 }
 
 // Rows of one sequence-head's K (or V) copied contiguously with row stride D, a compile-time
@@ -278,6 +277,19 @@ inline void scores(const float* k, const float* qt, const Band& bd, float* st) {
   for (; j < bd.j1; ++j) scores_tile<1, D>(k + int64_t(j) * D, qt, st + (j - bd.cs) * L);
 }
 
+// Writes a vector of output (the forward's O, the backward's dQ) with a non-temporal store where
+// dst is 64-byte aligned: the rows are written once and not read again by the kernel, so the store
+// skips reading the line in first (read-for-ownership) and keeps it out of the caches the band
+// needs.  Forward at N = 16384, w = 64: 5-15% faster in interleaved A/B runs, a following
+// 256 x 256 output projection no slower (docs/performance.md).  run() fences before the threads
+// join.
+inline void store_out(float* dst, vf x) {
+  if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0)
+    _mm512_stream_ps(dst, (__m512)x);
+  else
+    store(dst, x);
+}
+
 // o[i0 + r, :] = scale[i0 + r] * sum_j P[j, i0 + r] V[j, :] for RP query rows, keys [j0, j1).
 template <int RP, int DT>
 inline void values_tile(const float* v, int64_t v_row, const float* pt, int i0, int j0, int j1,
@@ -297,7 +309,7 @@ inline void values_tile(const float* v, int64_t v_row, const float* pt, int i0, 
     }
   }
   for (int r = 0; r < RP && i0 + r < rows; ++r)
-    for (int t = 0; t < DT; ++t) store(out + (i0 + r) * o_row + t * L, acc[r][t] * scale[i0 + r]);
+    for (int t = 0; t < DT; ++t) store_out(out + (i0 + r) * o_row + t * L, acc[r][t] * scale[i0 + r]);
 }
 
 // out[i] = scale[i] * sum_j P[j, i] V[j] for the panel's queries, each row group over its own
@@ -331,9 +343,8 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   float* qt = sc.qt.data();
   float* st = sc.st.data();
   for (int i = 0; i < PANEL && r0 + PANEL + i < a.N; ++i) {
-    prefetch_row<D, _MM_HINT_T0>(at(a.q, a.qs, b, h, r0 + PANEL + i));
-    prefetch_row<D, _MM_HINT_ET0>(at(a.out, a.os, b, h, r0 + PANEL + i));
-    prefetch_row<D, _MM_HINT_T0>(at(a.v, a.vs, b, h, std::min(bd.j1 + i, a.N - 1)));
+    prefetch_row<D>(at(a.q, a.qs, b, h, r0 + PANEL + i));
+    prefetch_row<D>(at(a.v, a.vs, b, h, std::min(bd.j1 + i, a.N - 1)));
   }
   transpose_panel<D>(at(a.q, a.qs, b, h, r0), a.qs[2], bd.rows, a.scale, qt);
   scores<D>(k, qt, bd, st);
@@ -554,6 +565,7 @@ void run(const Args& a, int threads, bool backward) {
         panel<D>(a, int(bh / a.H), int(bh % a.H), int(item % panels) * PANEL, sc);
       }
     }
+    _mm_sfence();  // the non-temporal stores of store_out are visible before the threads join
   }
   for (const Shared& sh : shared) sh.flush(a);
 }
