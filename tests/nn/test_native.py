@@ -52,6 +52,27 @@ def test_rows_without_keys_are_zeros():
     assert (out == 0).all()
 
 
+def test_output_rows_not_64_byte_aligned_are_written_too():
+    """Aligned output rows take non-temporal stores, the others plain ones: same values."""
+    import math
+
+    q, k, v = _qkv(1, 2, 100, 32)
+    results = []
+    for offset in (0, 1, 4):  # 0: 64-byte aligned rows; 1 and 4 floats further: not
+        flat = torch.full((offset + 100 * 2 * 32,), float("nan"))
+        out = flat[offset:].view(1, 100, 2, 32).transpose(1, 2)
+        assert (out.data_ptr() % 64 == 0) == (offset == 0)
+        status = native._library().seqattn_banded_forward(
+            q.data_ptr(), native._strides(q), k.data_ptr(), native._strides(k), v.data_ptr(), native._strides(v),
+            out.data_ptr(), native._strides(out), None, None, 0, None, 0, 0.0, 0, 1, 2, 100, 32, 9,
+            1 / math.sqrt(32), 2)
+        assert status == 0
+        assert torch.isnan(flat[:offset]).all()  # nothing written before the output
+        results.append(out.clone())
+    assert torch.equal(results[0], results[1]) and torch.equal(results[0], results[2])
+    assert (results[0] - dense_attention(q, k, v, window=9)[0]).abs().max() <= 1e-5
+
+
 def test_same_result_on_one_thread_and_two():
     q, k, v = _qkv(1, 4, 700, 64)
     threads = torch.get_num_threads()
