@@ -280,8 +280,8 @@ inline void scores(const float* k, const float* qt, const Band& bd, float* st) {
 // Writes a vector of output (the forward's O, the backward's dQ) with a non-temporal store where
 // dst is 64-byte aligned: the rows are written once and not read again by the kernel, so the store
 // skips reading the line in first (read-for-ownership) and keeps it out of the caches the band
-// needs.  Forward at N = 16384, w = 64: 5-15% faster in interleaved A/B runs, a following
-// 256 x 256 output projection no slower (docs/performance.md).  run() fences before the threads
+// needs.  Forward at N = 16384, w = 64: 3-15% faster across interleaved A/B runs (w = 16: 11%,
+// w = 256: parity), a following 256 x 256 output projection no slower (docs/performance.md).  run() fences before the threads
 // join.
 inline void store_out(float* dst, vf x) {
   if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0)
