@@ -1,5 +1,6 @@
 """The C++ truncated-attention kernel (seqattn/nn/csrc) against the dense reference."""
 
+import math
 import shutil
 
 import pytest
@@ -54,8 +55,6 @@ def test_rows_without_keys_are_zeros():
 
 def test_output_rows_not_64_byte_aligned_are_written_too():
     """Aligned output rows take non-temporal stores, the others plain ones: same values."""
-    import math
-
     q, k, v = _qkv(1, 2, 100, 32)
     results = []
     for offset in (0, 1, 4):  # 0: 64-byte aligned rows; 1 and 4 floats further: not

@@ -61,7 +61,6 @@ inline vf splat(float x) { return vf{} + x; }
 inline vf bcast(const float* p) { return (vf)_mm512_set1_ps(*p); }
 inline vf fmadd(vf a, vf b, vf c) { return (vf)_mm512_fmadd_ps((__m512)a, (__m512)b, (__m512)c); }
 
-
 // exp(x) for x <= 0, -inf included (gives 0): Cephes expf's reduction and degree-6 polynomial
 // (relative error ~1e-7), 2^n applied by vscalefps, which also flushes large negative n to 0.
 inline vf vexp(vf xv) {
