@@ -216,12 +216,30 @@ def run_child(impl: str, n: int, window: int, timeout_s: float = 600, backward: 
     return json.loads(proc.stdout)
 
 
+def _median_child(runs: list[dict]) -> dict:
+    """The measured run with the median time (the lower one of an even count), with every run's
+    time in ``ms_processes``; the first skip where no run measured anything."""
+    measured = sorted((r for r in runs if "ms" in r), key=lambda r: r["ms"])
+    if not measured:
+        return runs[0]
+    chosen = dict(measured[(len(measured) - 1) // 2])
+    if len(runs) > 1:
+        chosen["ms_processes"] = [r["ms"] if "ms" in r else None for r in runs]
+    return chosen
+
+
 def benchmark(lengths: list[int], windows: list[int], impls: list[str], on_result=None,
-              passes: tuple[bool, ...] = (False,)) -> dict:
+              passes: tuple[bool, ...] = (False,), processes: int = 1) -> dict:
     """Measure every (N, w, impl, pass) and the GEMM peak; returns {"gemm_gflops", "results": [...]}.
 
     ``passes``: False for the forward, True for a training step (forward + backward).
     Each result has length, window, impl, pass, ms, peak_mb, gflops, peak_fraction (or ``skipped``).
+
+    ``processes`` > 1 measures each one that many times, in as many sweeps over the whole grid
+    (so a measurement's processes are minutes apart, not back to back), and reports the process
+    with the median time, all times listed in ``ms_processes``: pyperf's remedy for a noisy
+    machine (several worker processes), since one slow stretch of the VM can cover a whole
+    process.  ``on_result`` sees every process's result as it comes.
 
     The GEMM peak (``gemm_gflops``) is the highest matmul rate seen in the run: measured here
     first, then again in every child right after its kernel.  This VM slows down by up to 10x for seconds; one
@@ -229,31 +247,41 @@ def benchmark(lengths: list[int], windows: list[int], impls: list[str], on_resul
     and would have doubled every ``peak_fraction``.  The maximum can only make the fractions
     smaller, never flatter the kernels.  ``gemm_gflops_lowest``, the slowest child's rate, shows
     how disturbed the run was: far below the peak, the times of that run are suspect too.
+
+    Raises:
+        ValueError: processes < 1.
     """
     import torch
 
+    if processes < 1:
+        raise ValueError(f"processes must be >= 1, got {processes}")
     keep_freed_memory()
     peak = gemm_gflops()
     flex_backward = torch.cuda.is_available()
-    results = []
-    for backward in passes:
-        for n in lengths:
-            for window in windows:
-                for impl in impls:
-                    if impl == "flex" and backward and not flex_backward:
-                        result = {"length": n, "window": window, "impl": impl, "pass": "forward+backward",
-                                  "skipped": "FlexAttention has no CPU backward in torch 2.13"}
-                    else:
-                        result = run_child(impl, n, window, backward=backward)
-                    peak = max(peak, result.get("gemm_gflops", 0.0))
-                    results.append(result)
-                    if on_result:
-                        on_result(result)
+    grid = [(backward, n, window, impl) for backward in passes for n in lengths for window in windows
+            for impl in impls]
+    runs: dict[tuple, list[dict]] = {key: [] for key in grid}
+    for sweep in range(processes):
+        for key in grid:
+            backward, n, window, impl = key
+            if sweep and not any("ms" in r for r in runs[key]):
+                continue  # skipped in the first sweep (too big, no backward, failed): not tried again
+            if impl == "flex" and backward and not flex_backward:
+                result = {"length": n, "window": window, "impl": impl, "pass": "forward+backward",
+                          "skipped": "FlexAttention has no CPU backward in torch 2.13"}
+            else:
+                result = run_child(impl, n, window, backward=backward)
+            peak = max(peak, result.get("gemm_gflops", 0.0))
+            runs[key].append(result)
+            if on_result:
+                on_result(result)
+    results = [_median_child(runs[key]) for key in grid]
     for result in results:
         if "gflops" in result:
             result["peak_fraction"] = round(result["gflops"] / peak, 3)
-    lowest = min([r["gemm_gflops"] for r in results if "gemm_gflops" in r] or [peak])
-    return {"gemm_gflops": round(peak, 1), "gemm_gflops_lowest": round(lowest, 1), "results": results}
+    rates = [r["gemm_gflops"] for rs in runs.values() for r in rs if "gemm_gflops" in r]
+    return {"gemm_gflops": round(peak, 1), "gemm_gflops_lowest": round(min(rates or [peak]), 1),
+            "processes": processes, "results": results}
 
 
 if __name__ == "__main__":

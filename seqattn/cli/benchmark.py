@@ -19,6 +19,8 @@ def attention_cli(
                                    "(its torch path, SDPA per query block) | dense (SDPA + band mask) | flex "
                                    "(compiled FlexAttention)."),
     backward: bool = typer.Option(False, "--backward", help="Also time a training step (forward + backward)."),
+    processes: int = typer.Option(1, "--processes", "-p", help="Measure each this many times, in separate sweeps "
+                                  "over the grid, and report the median process (make bench: 3)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
 ) -> None:
     """Truncated attention: median ms, peak MB and share of the fp32 GEMM peak per (N, w, impl).
@@ -39,6 +41,8 @@ def attention_cli(
             raise InputError(f"unknown --impl {name!r}; expected one of {', '.join(IMPLS)}")
     if any(n < 1 for n in length) or any(w < 0 for w in window):
         raise InputError("--length must be >= 1 and --window >= 0")
+    if processes < 1:
+        raise InputError(f"--processes must be >= 1, got {processes}")
     out = console() if fmt == "pretty" else None
 
     def line(r, share: bool) -> str:
@@ -52,13 +56,16 @@ def attention_cli(
         if out is not None:
             out.print(line(r, share=False), soft_wrap=True, style="dim")
 
-    report = benchmark(length, window, impl, progress, passes=(False, True) if backward else (False,))
+    report = benchmark(length, window, impl, progress, passes=(False, True) if backward else (False,),
+                       processes=processes)
     if fmt == "json":
-        gemm = {"impl": "gemm", "gflops": report["gemm_gflops"], "lowest_gflops": report["gemm_gflops_lowest"]}
+        gemm = {"impl": "gemm", "gflops": report["gemm_gflops"], "lowest_gflops": report["gemm_gflops_lowest"],
+                "processes": processes}
         write(json.dumps(report["results"] + [gemm]) + "\n")
     else:
+        each = f" (each the median of {processes} processes)" if processes > 1 else ""
         out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s (slowest re-measurement: "
-                  f"{report['gemm_gflops_lowest']}; far below the peak means a disturbed run); share of it:")
+                  f"{report['gemm_gflops_lowest']}; far below the peak means a disturbed run); share of it{each}:")
         for r in report["results"]:
             out.print(line(r, share=True), soft_wrap=True)
 

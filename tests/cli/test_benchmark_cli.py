@@ -42,6 +42,36 @@ def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
     assert step["peak_fraction"] == round(step["gflops"] / report["gemm_gflops"], 3)
 
 
+def test_processes_are_sweeps_over_the_grid_and_the_median_process_is_kept(monkeypatch):
+    from seqattn.bench import attention
+
+    times = iter([9.0, 5.0, 3.0, 4.0, 7.0, 1.0])  # (w=4, w=8) in sweep 1, then sweep 2, then sweep 3
+    calls = []
+
+    def fake_child(impl, n, window, backward=False):
+        calls.append((impl, window))
+        if impl == "dense":
+            return {"length": n, "window": window, "impl": impl, "pass": "forward", "skipped": "too big"}
+        ms = next(times)
+        return {"length": n, "window": window, "impl": impl, "pass": "forward", "ms": ms, "peak_mb": 1.0,
+                "gflops": 100.0 / ms, "gemm_gflops": 200.0 + ms}
+
+    monkeypatch.setattr(attention, "run_child", fake_child)
+    monkeypatch.setattr(attention, "gemm_gflops", lambda *a, **k: 150.0)
+    report = attention.benchmark([64], [4, 8], ["seqattn", "dense"], processes=3)
+    # Whole sweeps, one after the other; a skip is not tried again.
+    assert calls == [("seqattn", 4), ("dense", 4), ("seqattn", 8), ("dense", 8)] + [("seqattn", 4), ("seqattn", 8)] * 2
+    w4, dense4, w8, dense8 = report["results"]
+    assert w4["ms_processes"] == [9.0, 3.0, 7.0] and w4["ms"] == 7.0 and w4["gemm_gflops"] == 207.0
+    assert w8["ms_processes"] == [5.0, 4.0, 1.0] and w8["ms"] == 4.0
+    assert dense4["skipped"] == "too big" and "ms_processes" not in dense4
+    # The peak and the lowest rate see every process, the ones not kept included.
+    assert report["gemm_gflops"] == 209.0 and report["gemm_gflops_lowest"] == 201.0
+    assert w8["peak_fraction"] == round(25.0 / 209.0, 3)
+    proc = seqattn("benchmark", "attention", "--processes", "0")
+    assert proc.returncode == 2 and b"--processes" in proc.stderr and proc.stderr.count(b"\n") == 1
+
+
 def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
     proc = seqattn("benchmark", "attention", "-n", "128", "-w", "4", "--impl", "seqattn", "--format", "pretty")
     assert proc.returncode == 0, proc.stderr
