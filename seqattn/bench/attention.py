@@ -20,7 +20,10 @@ Useful FLOPs of banded attention are 4 * N * (2w + 1) * Dh per head (QK^T and AV
 backward of a fixed random upstream gradient, as a next layer would send, with the gradients set
 to None before each step as ``optimizer.zero_grad()`` does) counts three times that, the usual
 1 + 2 convention.  ``peak_fraction`` divides the achieved rate by the fp32 GEMM rate measured in
-the same run (a 2048^3 matmul).
+the same run (a 2048^3 matmul): the highest of the whole run, against the kernel's median.
+``beside_fraction`` divides it by the median rate of the GEMMs run between the kernel's own timed
+calls instead (``gemm_gflops_beside``, one every 0.2 s of calls), so that kernel and GEMM are
+timed at the same speed of this VM, whose speed changes by 20-30% from one minute to the next.
 
 Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
 over 32 MiB go back to the OS on free and each call page-faults fresh memory, 2-3x slower at
@@ -40,6 +43,7 @@ import time
 DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and said so)
 IMPLS = ("seqattn", "blocks", "dense", "flex")
 MIN_TIMED_S, MAX_CALLS = 1.0, 500  # timed calls per measurement: >= repeats, and >= 1 s where they are short
+GEMM_EVERY_S = 0.2  # a GEMM between the timed calls every this many seconds of them (``gemm_gflops_beside``)
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -96,22 +100,30 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
-    """fp32 matmul rate (GFLOP/s) of this process's torch threads (or of the GPU, where torch sees
-    one): the machine's practical peak."""
+def _gemm(size: int = 2048):
+    """A function that runs one size^3 fp32 matmul (on the GPU where torch sees one) and returns
+    its rate in GFLOP/s."""
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     a @ b
-    times = []
-    for _ in range(repeats):
+
+    def once() -> float:
         start = time.perf_counter()
         a @ b
         if device == "cuda":
             torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / min(times) / 1e9
+        return 2 * size**3 / (time.perf_counter() - start) / 1e9
+
+    return once
+
+
+def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
+    """fp32 matmul rate (GFLOP/s) of this process's torch threads (or of the GPU, where torch sees
+    one): the machine's practical peak, the best of ``repeats`` calls."""
+    once = _gemm(size)
+    return max(once() for _ in range(repeats))
 
 
 def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5,
@@ -174,18 +186,26 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     step()  # warm-up (and compilation for flex)
     q.grad = k.grad = v.grad = None  # freed before the trim, so that the call's own gradients count
     peak_mb = round(call_peak_mb(step), 1)  # one call's memory above the inputs (one-off costs paid above)
-    times = []
+    gemm = _gemm()
+    times, beside = [], []
     # At least ``repeats`` calls and MIN_TIMED_S of them (like timeit's autorange): a 1 ms kernel
-    # timed 5 times right after its first call measured 2x its steady state in this VM.
+    # timed 5 times right after its first call measured 2x its steady state in this VM.  A GEMM
+    # runs before each GEMM_EVERY_S of calls and after the last (``beside``), at the same speed
+    # of the VM as the calls around it.
     while len(times) < repeats or (sum(times) < MIN_TIMED_S and len(times) < MAX_CALLS):
+        if sum(times) >= len(beside) * GEMM_EVERY_S:
+            beside.append(gemm())
         start = time.perf_counter()
         step()
         times.append(time.perf_counter() - start)
+    beside.append(gemm())
     ms = statistics.median(times) * 1e3
     gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
+    gemm_beside = statistics.median(beside)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
             "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb,
-            "gflops": round(gflops, 1), "gemm_gflops": round(gemm_gflops(repeats=3), 1)}
+            "gflops": round(gflops, 1), "gemm_gflops": round(max(max(beside), gemm_gflops(repeats=3)), 1),
+            "gemm_gflops_beside": round(gemm_beside, 1), "beside_fraction": round(gflops / gemm_beside, 3)}
 
 
 def _kernel(impl: str, device: str) -> str:

@@ -49,7 +49,8 @@ def attention_cli(
         step = "fwd" if r["pass"] == "forward" else "fwd+bwd"
         kernel = f" ({r['kernel']})" if r.get("kernel") and r["impl"] == "seqattn" else ""
         detail = r.get("skipped") or (f"{r['ms']:>9.2f} ms {r['peak_mb']:>7.1f} MB {r['gflops']:>6.1f} GFLOP/s"
-                                      + (f" {100 * r['peak_fraction']:>3.0f}%" if share else ""))
+                                      + (f" {100 * r['peak_fraction']:>3.0f}% ({100 * r['beside_fraction']:.0f}% of the "
+                                         f"GEMMs beside it)" if share else ""))
         return f"N={r['length']:>6} w={r['window']:>3} {r['impl']:>7} {step:>7}: {detail}{kernel}"
 
     def progress(r):  # shares of the peak are known only at the end (the peak is the run's maximum)

@@ -15,7 +15,7 @@ def test_attention_benchmark_json_has_every_field():
     measured = [r for r in rows if r["impl"] in ("seqattn", "dense")]
     assert {r["impl"] for r in measured} == {"seqattn", "dense"}
     for r in measured:
-        assert set(r) >= {"length", "window", "impl", "ms", "peak_mb", "gflops", "peak_fraction"}
+        assert set(r) >= {"length", "window", "impl", "ms", "peak_mb", "gflops", "peak_fraction", "beside_fraction"}
         assert r["length"] == 256 and r["window"] == 4 and r["ms"] > 0
     gemm = [r for r in rows if r["impl"] == "gemm"][0]
     assert gemm["gflops"] >= gemm["lowest_gflops"] > 0
@@ -40,6 +40,9 @@ def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
     # The peak is the run's highest GEMM rate, the child's own measurement included.
     assert report["gemm_gflops"] >= step["gemm_gflops"] >= report["gemm_gflops_lowest"] > 0
     assert step["peak_fraction"] == round(step["gflops"] / report["gemm_gflops"], 3)
+    # The GEMMs timed between the step's own calls: their median, and the step's share of it.
+    assert step["gemm_gflops"] >= step["gemm_gflops_beside"] > 0
+    assert step["beside_fraction"] == round(step["gflops"] / step["gemm_gflops_beside"], 3)
 
 
 def test_processes_are_sweeps_over_the_grid_and_the_median_process_is_kept(monkeypatch):
@@ -78,7 +81,7 @@ def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
     text = proc.stdout.decode()
     progress, summary = text.split("fp32 GEMM peak in this run:")
     assert "GFLOP/s" in progress and "%" not in progress
-    assert summary.count("%") == 1 and "N=   128 w=  4 seqattn" in summary
+    assert summary.count("%") == 2 and "of the GEMMs beside it" in summary and "N=   128 w=  4 seqattn" in summary
 
 
 def test_speed_of_a_tagger_on_conllu_and_on_text(tiny_treebank, tiny_tagger_dir, tmp_path):
