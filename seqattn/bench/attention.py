@@ -128,7 +128,9 @@ def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
 
 def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5,
             backward: bool = False) -> dict:
-    """Median time (ms) and extra peak RSS (MB) of one implementation, in this process.
+    """Median time (ms) and extra peak RSS (MB) of one implementation, in this process, with the
+    GEMM rates in it: the best seen (``gemm_gflops``) and the median of those timed between the
+    kernel's calls (``gemm_gflops_beside``, and the kernel's share of it, ``beside_fraction``).
 
     ``backward``: time a training step (forward, then backward of a fixed random gradient of the
     output; gradients reset to None first) instead of the forward alone.  Uses CUDA when torch
@@ -204,7 +206,7 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     gemm_beside = statistics.median(beside)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
             "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb,
-            "gflops": round(gflops, 1), "gemm_gflops": round(max(max(beside), gemm_gflops(repeats=3)), 1),
+            "gflops": round(gflops, 1), "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
             "gemm_gflops_beside": round(gemm_beside, 1), "beside_fraction": round(gflops / gemm_beside, 3)}
 
 
