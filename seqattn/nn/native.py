@@ -122,7 +122,7 @@ class _BandedAttention(torch.autograd.Function):
             grad = grad.contiguous()
         bsz, heads, n, d_head = q.shape
         # In the inputs' layouts, so that autograd can take them as they are.
-        dq, dk, dv = torch.empty_like(q), torch.zeros_like(k), torch.zeros_like(v)
+        dq, dk, dv = torch.empty_like(q), torch.empty_like(k), torch.empty_like(v)  # all overwritten
         dbias = None
         if rbias is not None and ctx.needs_input_grad[3]:
             dbias = torch.zeros_like(rbias)
