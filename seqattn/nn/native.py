@@ -26,6 +26,7 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 HEAD_SIZES = (16, 32, 64, 128)
+_ABI = 2  # seqattn_banded_abi() of the sources this module calls
 _BIAS_PAD = 16  # zeros on each side of the reversed bias table (see the .cpp header)
 
 
@@ -39,10 +40,12 @@ def _library() -> ctypes.CDLL | None:
         path = here / f"_banded_attention{suffix}"
         if path.exists():
             lib = ctypes.CDLL(str(path))
+            if getattr(lib, "seqattn_banded_abi", None) is None or lib.seqattn_banded_abi() != _ABI:
+                return None  # built from older sources (pip install -e . rebuilds it): the torch path
             ptr, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_uint64
             sizes = [f32, u64, i32, i32, i32, i32, i32, f32, i32]  # dropout, seed, B, H, N, D, w, scale, threads
             lib.seqattn_banded_forward.argtypes = [ptr] * 9 + [ptr, i64, ptr, i64] + sizes
-            lib.seqattn_banded_backward.argtypes = [ptr] * 17 + [ptr, i64, ptr, i64, ptr] + sizes
+            lib.seqattn_banded_backward.argtypes = [ptr] * 15 + [ptr, i64, ptr, i64, ptr] + sizes
             lib.seqattn_banded_forward.restype = lib.seqattn_banded_backward.restype = i32
             return lib
     return None
@@ -109,14 +112,14 @@ class _BandedAttention(torch.autograd.Function):
                 pad: Tensor | None, rbias: Tensor | None, dropout: float, seed: int) -> Tensor:
         lse = q.new_empty(q.shape[:3])  # (B, H, N)
         out = _forward(q, k, v, window, pad, rbias, lse, dropout, seed)
-        ctx.save_for_backward(q, k, v, out, lse)
+        ctx.save_for_backward(q, k, v, lse)
         ctx.window, ctx.pad, ctx.rbias, ctx.dropout, ctx.seed = window, pad, rbias, dropout, seed
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        q, k, v, out, lse = ctx.saved_tensors
+        q, k, v, lse = ctx.saved_tensors
         window, pad, rbias = ctx.window, ctx.pad, ctx.rbias
         if grad.stride(-1) != 1:
             grad = grad.contiguous()
@@ -128,7 +131,7 @@ class _BandedAttention(torch.autograd.Function):
             dbias = torch.zeros_like(rbias)
         _library().seqattn_banded_backward(
             q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
-            out.data_ptr(), _strides(out), lse.data_ptr(), grad.data_ptr(), _strides(grad),
+            lse.data_ptr(), grad.data_ptr(), _strides(grad),
             dq.data_ptr(), _strides(dq), dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv),
             _ptr(pad), _row(pad), _ptr(rbias), _row(rbias), _ptr(dbias), ctx.dropout, ctx.seed,
             bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
