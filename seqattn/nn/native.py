@@ -17,6 +17,7 @@ import ctypes
 import importlib.machinery
 import math
 import os
+import warnings
 from functools import cache
 from pathlib import Path
 
@@ -32,7 +33,8 @@ _BIAS_PAD = 16  # zeros on each side of the reversed bias table (see the .cpp he
 
 @cache
 def _library() -> ctypes.CDLL | None:
-    """The built library next to this file, or None (not built, or not an AVX-512 CPU)."""
+    """The built library next to this file, or None (not built, built from older sources, or not an
+    AVX-512 CPU)."""
     if torch.backends.cpu.get_cpu_capability() != "AVX512":
         return None
     here = Path(__file__).parent
@@ -41,7 +43,9 @@ def _library() -> ctypes.CDLL | None:
         if path.exists():
             lib = ctypes.CDLL(str(path))
             if getattr(lib, "seqattn_banded_abi", None) is None or lib.seqattn_banded_abi() != _ABI:
-                return None  # built from older sources (pip install -e . rebuilds it): the torch path
+                warnings.warn(f"{path.name} was built from older sources and is not used (the torch path "
+                              "runs instead); `pip install -e .` or `make` rebuilds it", RuntimeWarning, stacklevel=2)
+                return None
             ptr, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_uint64
             sizes = [f32, u64, i32, i32, i32, i32, i32, f32, i32]  # dropout, seed, B, H, N, D, w, scale, threads
             lib.seqattn_banded_forward.argtypes = [ptr] * 9 + [ptr, i64, ptr, i64] + sizes

@@ -26,6 +26,25 @@ def test_kernel_is_built_where_it_can_be():
     assert native.available(), "seqattn/nn/_banded_attention*.so missing: run `pip install -e .` (make test does)"
 
 
+def test_a_build_from_older_sources_is_not_called(monkeypatch):
+    """The C signatures changed once (the backward dropped the forward's output): a library whose
+    seqattn_banded_abi() differs, or that has none, is declined with a warning, not called."""
+    class Old:
+        def seqattn_banded_abi(self):
+            return 1
+
+    for lib in (Old(), object()):
+        monkeypatch.setattr(native.ctypes, "CDLL", lambda path, lib=lib: lib)
+        native._library.cache_clear()
+        try:
+            with pytest.warns(RuntimeWarning, match="older sources"):
+                assert native._library() is None
+        finally:
+            native._library.cache_clear()
+    monkeypatch.undo()
+    assert native.available()
+
+
 @pytest.mark.parametrize("b,h,n,d,window", [
     (1, 4, 300, 64, 16), (2, 2, 257, 32, 5), (1, 4, 1000, 64, 64), (3, 1, 50, 16, 100), (1, 2, 130, 128, 7),
     (2, 3, 17, 64, 0), (1, 1, 5, 32, 1), (2, 2, 333, 64, 256),
