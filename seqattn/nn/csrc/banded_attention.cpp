@@ -428,21 +428,9 @@ struct Shared {
     if (bh == bh_z && j >= z_lo && j < z_lo + span) return span + j - z_lo;
     return -1;
   }
-  // Zeroes the output rows of both zones (after the join; no thread writes them directly).
-  void clear(const Args& a) const {
-    for (int zone = 0; zone < 2; ++zone) {
-      const int64_t bh = zone ? bh_z : bh_a;
-      const int lo = zone ? z_lo : a_lo;
-      if (bh < 0) continue;
-      const int b = int(bh / a.H), h = int(bh % a.H);
-      for (int j = std::max(lo, 0); j < std::min(lo + span, a.N); ++j) {
-        std::fill_n(at(a.dk, a.dks, b, h, j), a.D, 0.f);
-        std::fill_n(at(a.dv, a.dvs, b, h, j), a.D, 0.f);
-      }
-    }
-  }
-  // Adds the buffers into the outputs (one thread at a time, after every thread's clear).
-  void flush(const Args& a) const {
+  // f(s, dk_row, dv_row) for each output row of the two zones, s its row in the buffers.
+  template <typename F>
+  void for_each_row(const Args& a, F f) const {
     for (int zone = 0; zone < 2; ++zone) {
       const int64_t bh = zone ? bh_z : bh_a;
       const int lo = zone ? z_lo : a_lo;
@@ -451,14 +439,25 @@ struct Shared {
       for (int j = std::max(lo, 0); j < std::min(lo + span, a.N); ++j) {
         const int s = slot(bh, j);
         if (s != zone * span + j - lo) continue;  // the row lives in the other zone
-        float* dk_row = at(a.dk, a.dks, b, h, j);
-        float* dv_row = at(a.dv, a.dvs, b, h, j);
-        for (int d = 0; d < a.D; ++d) {
-          dk_row[d] += dk[size_t(s) * a.D + d];
-          dv_row[d] += dv[size_t(s) * a.D + d];
-        }
+        f(s, at(a.dk, a.dks, b, h, j), at(a.dv, a.dvs, b, h, j));
       }
     }
+  }
+  // Zeroes the zones' output rows (after the join; no thread writes them directly).
+  void clear(const Args& a) const {
+    for_each_row(a, [&](int, float* dk_row, float* dv_row) {
+      std::fill_n(dk_row, a.D, 0.f);
+      std::fill_n(dv_row, a.D, 0.f);
+    });
+  }
+  // Adds the buffers into the outputs (one thread at a time, after every thread's clear).
+  void flush(const Args& a) const {
+    for_each_row(a, [&](int s, float* dk_row, float* dv_row) {
+      for (int d = 0; d < a.D; ++d) {
+        dk_row[d] += dk[size_t(s) * a.D + d];
+        dv_row[d] += dv[size_t(s) * a.D + d];
+      }
+    });
     for (size_t i = 0; i < dbias.size(); ++i) a.dbias[i] += dbias[i];
   }
 };
