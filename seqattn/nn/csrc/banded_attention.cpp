@@ -134,7 +134,7 @@ inline T* at(T* x, const int64_t* s, int b, int h, int n) {
 // Asks for a row of D floats in L1.  Each forward panel prefetches the rows the next panel reads
 // first (its queries and the 16 values it adds), fetched while this panel computes; their first
 // touch otherwise stalls the next panel (7% of the forward at N = 16384, w = 64, A/B).  The same
-// for the backward's rows (q, dO, O, dQ, dK, dV) gained nothing measurable, so it does not.
+// for the backward's rows (q, dO, dQ, dK, dV; measured twice) gained nothing, so it does not.
 template <int D>
 inline void prefetch_row(const float* row) {
   for (int d = 0; d < D; d += L) _mm_prefetch(reinterpret_cast<const char*>(row + d), _MM_HINT_T0);
@@ -280,8 +280,8 @@ inline void scores(const float* k, const float* qt, const Band& bd, float* st) {
 // dst is 64-byte aligned: the rows are written once and not read again by the kernel, so the store
 // skips reading the line in first (read-for-ownership) and keeps it out of the caches the band
 // needs.  Forward at N = 16384, w = 64: 3-15% faster across interleaved A/B runs (w = 16: 11%,
-// w = 256: parity), a following 256 x 256 output projection no slower (docs/performance.md).  run() fences before the threads
-// join.
+// w = 256: parity), a following 256 x 256 output projection no slower (docs/performance.md).
+// run() fences before the threads join.
 inline void store_out(float* dst, vf x) {
   if ((reinterpret_cast<uintptr_t>(dst) & 63) == 0)
     _mm512_stream_ps(dst, (__m512)x);
@@ -522,8 +522,7 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
 
   vf lse = splat(INFINITY);  // missing rows: P = 0, so dS = 0
   for (int i = 0; i < bd.rows; ++i) lse[i] = a.lse[bh * a.N + r0 + i];
-  // P^T = exp(S^T + bias - lse), and delta_i = sum_j P_ij dP_ij, which equals FlashAttention's
-  // dO_i . O_i (O = P V) without reading O from memory; then dS^T = P^T (dP^T - delta).
+  // P^T = exp(S^T + bias - lse) and delta_i = sum_j P_ij dP_ij (see above); then dS^T = P^T (dP^T - delta).
   const Masks masks(a, bd, b, h);
   const Dropout drop(a, bh, r0);
   vf delta = vf{};
@@ -648,7 +647,8 @@ int seqattn_banded_forward(const float* q, const int64_t* qs, const float* k, co
 // itself is not needed): dq, dk and dv are overwritten; dbias ((H, rbias_h) laid out like rbias, or
 // null) must be zero on entry.  Returns as the forward.
 int seqattn_banded_backward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
-                            const float* v, const int64_t* vs, const float* lse, const float* dout, const int64_t* dos, float* dq, const int64_t* dqs,
+                            const float* v, const int64_t* vs, const float* lse, const float* dout,
+                            const int64_t* dos, float* dq, const int64_t* dqs,
                             float* dk, const int64_t* dks, float* dv, const int64_t* dvs, const uint8_t* pad,
                             int64_t pad_b, const float* rbias, int64_t rbias_h, float* dbias, float dropout,
                             uint64_t seed, int B, int H, int N, int D, int w, float scale, int threads) {
