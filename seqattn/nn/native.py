@@ -3,12 +3,17 @@
 ``banded_attention`` is the path of ``seqattn.nn.attention.fused_attention`` for truncated
 attention where it applies: fp32 tensors on an AVX-512 CPU, head size 16, 32, 64 or 128, with or
 without attention dropout.  With gradients it runs as an autograd Function whose backward is the
-kernel's backward (FlashAttention-2 style: P recomputed from the saved log-sum-exp, the dropout
-mask regenerated from its seed).  Everywhere else (GPUs, other CPUs, a machine where setup.py
-found no compiler) it returns None and the caller runs its torch path, so the kernel is an
-accelerator, never a requirement.
+kernel's backward (FlashAttention-2's, Dao 2023, with the dropout mask regenerated from its seed).
+The training forward saves the attention weights P of the band for it: (2w + 17) / Dh times the
+memory of q, O(N w), which spares the backward recomputing Q K^T and the exponentials (a training
+step 8-11% faster at N = 16384, w = 64; docs/performance.md).  Everywhere else (GPUs, other CPUs, a machine where
+setup.py found no compiler) it returns None and the caller runs its torch path, so the kernel is
+an accelerator, never a requirement.
 
-Set ``SEQATTN_NATIVE=0`` to turn it off (A/B measurements, bisecting a difference).
+Environment (read on every call):
+    SEQATTN_NATIVE=0       the torch path instead (A/B measurements, bisecting a difference)
+    SEQATTN_SAVE_PROBS=0   save only the log-sum-exp (N floats per head) and recompute P in the
+                           backward, FlashAttention's way: training memory O(N Dh), a slower step
 """
 
 from __future__ import annotations
@@ -27,8 +32,9 @@ from torch import Tensor
 from torch.autograd.function import once_differentiable
 
 HEAD_SIZES = (16, 32, 64, 128)
-_ABI = 2  # seqattn_banded_abi() of the sources this module calls
+_ABI = 3  # seqattn_banded_abi() of the sources this module calls
 _BIAS_PAD = 16  # zeros on each side of the reversed bias table (see the .cpp header)
+_PANEL = 16  # queries per panel of the kernel (its PANEL)
 
 
 @cache
@@ -48,8 +54,8 @@ def _library() -> ctypes.CDLL | None:
                 return None
             ptr, i64, i32, f32, u64 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int, ctypes.c_float, ctypes.c_uint64
             sizes = [f32, u64, i32, i32, i32, i32, i32, f32, i32]  # dropout, seed, B, H, N, D, w, scale, threads
-            lib.seqattn_banded_forward.argtypes = [ptr] * 9 + [ptr, i64, ptr, i64] + sizes
-            lib.seqattn_banded_backward.argtypes = [ptr] * 15 + [ptr, i64, ptr, i64, ptr] + sizes
+            lib.seqattn_banded_forward.argtypes = [ptr] * 10 + [ptr, i64, ptr, i64] + sizes
+            lib.seqattn_banded_backward.argtypes = [ptr] * 16 + [ptr, i64, ptr, i64, ptr] + sizes
             lib.seqattn_banded_forward.restype = lib.seqattn_banded_backward.restype = i32
             return lib
     return None
@@ -58,6 +64,18 @@ def _library() -> ctypes.CDLL | None:
 def available() -> bool:
     """Whether the kernel is built, loadable and allowed (``SEQATTN_NATIVE`` not "0")."""
     return os.environ.get("SEQATTN_NATIVE", "1") != "0" and _library() is not None
+
+
+def saves_probs() -> bool:
+    """Whether a training forward saves P for the backward (``SEQATTN_SAVE_PROBS`` not "0")."""
+    return os.environ.get("SEQATTN_SAVE_PROBS", "1") != "0"
+
+
+def _saved_probs(q: Tensor, window: int) -> Tensor:
+    """The buffer the kernel saves P in: (B, H, ceil(N / 16), 2w + 17, 16), per panel of 16 queries
+    the weights of its 2w + 16 keys and a row of normalisers (the .cpp's saved_panel)."""
+    bsz, heads, n, _ = q.shape
+    return q.new_empty(bsz, heads, -(-n // _PANEL), 2 * window + _PANEL + 1, _PANEL)
 
 
 def _strides(x: Tensor) -> ctypes.Array:
@@ -95,35 +113,40 @@ def _seed() -> int:
 
 
 def _forward(q: Tensor, k: Tensor, v: Tensor, window: int, pad: Tensor | None, rbias: Tensor | None,
-             lse: Tensor | None, dropout: float = 0.0, seed: int = 0) -> Tensor | None:
-    """The kernel's forward; fills ``lse`` (B, H, N) when given.  None for an unsupported head size."""
+             lse: Tensor | None = None, probs: Tensor | None = None, dropout: float = 0.0,
+             seed: int = 0) -> Tensor | None:
+    """The kernel's forward; fills ``lse`` (B, H, N) or ``probs`` (``_saved_probs``) when given, for
+    the backward.  None for an unsupported head size."""
     bsz, heads, n, d_head = q.shape
     out = _seq_major(q)
     status = _library().seqattn_banded_forward(
         q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
-        out.data_ptr(), _strides(out), _ptr(lse), _ptr(pad), _row(pad), _ptr(rbias), _row(rbias),
+        out.data_ptr(), _strides(out), _ptr(lse), _ptr(probs), _ptr(pad), _row(pad), _ptr(rbias), _row(rbias),
         dropout, seed, bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
     return out if status == 0 else None
 
 
 class _BandedAttention(torch.autograd.Function):
-    """The kernel with its backward: P recomputed per panel from the saved log-sum-exp
-    (FlashAttention-2's backward, Dao 2023) and the dropout mask from its seed, so training memory
-    stays O(N * Dh) beyond q, k, v."""
+    """The kernel with its backward (FlashAttention-2's, Dao 2023): P saved by the forward
+    (O(N * w) memory) or, under ``SEQATTN_SAVE_PROBS=0``, recomputed per panel from the saved
+    log-sum-exp (O(N) beyond q, k, v); the dropout mask regenerated from its seed."""
 
     @staticmethod
     def forward(ctx, q: Tensor, k: Tensor, v: Tensor, relative_bias: Tensor | None, window: int,
                 pad: Tensor | None, rbias: Tensor | None, dropout: float, seed: int) -> Tensor:
-        lse = q.new_empty(q.shape[:3])  # (B, H, N)
-        out = _forward(q, k, v, window, pad, rbias, lse, dropout, seed)
-        ctx.save_for_backward(q, k, v, lse)
+        probs = _saved_probs(q, window) if saves_probs() else None
+        lse = q.new_empty(q.shape[:3]) if probs is None else None  # (B, H, N)
+        out = _forward(q, k, v, window, pad, rbias, lse, probs, dropout, seed)
+        ctx.save_for_backward(q, k, v, lse if probs is None else probs)
+        ctx.probs_saved = probs is not None
         ctx.window, ctx.pad, ctx.rbias, ctx.dropout, ctx.seed = window, pad, rbias, dropout, seed
         return out
 
     @staticmethod
     @once_differentiable
     def backward(ctx, grad: Tensor):
-        q, k, v, lse = ctx.saved_tensors
+        q, k, v, saved = ctx.saved_tensors
+        lse, probs = (None, saved) if ctx.probs_saved else (saved, None)
         window, pad, rbias = ctx.window, ctx.pad, ctx.rbias
         if grad.stride(-1) != 1:
             grad = grad.contiguous()
@@ -135,7 +158,7 @@ class _BandedAttention(torch.autograd.Function):
             dbias = torch.zeros_like(rbias)
         _library().seqattn_banded_backward(
             q.data_ptr(), _strides(q), k.data_ptr(), _strides(k), v.data_ptr(), _strides(v),
-            lse.data_ptr(), grad.data_ptr(), _strides(grad),
+            _ptr(lse), _ptr(probs), grad.data_ptr(), _strides(grad),
             dq.data_ptr(), _strides(dq), dk.data_ptr(), _strides(dk), dv.data_ptr(), _strides(dv),
             _ptr(pad), _row(pad), _ptr(rbias), _row(rbias), _ptr(dbias), ctx.dropout, ctx.seed,
             bsz, heads, n, d_head, window, 1.0 / math.sqrt(d_head), torch.get_num_threads())
@@ -176,4 +199,4 @@ def banded_attention(q: Tensor, k: Tensor, v: Tensor, window: int, key_padding_m
     seed = _seed() if dropout else 0
     if torch.is_grad_enabled() and any(t.requires_grad for t in tensors):
         return _BandedAttention.apply(q, k, v, relative_bias, window, pad, rbias, dropout, seed)
-    return _forward(q, k, v, window, pad, rbias, None, dropout, seed)
+    return _forward(q, k, v, window, pad, rbias, dropout=dropout, seed=seed)

@@ -15,6 +15,14 @@ pytestmark = pytest.mark.skipif(not (AVX512 and COMPILER),
                                 reason="the kernel is built and used only with a C++ compiler on an AVX-512 CPU")
 
 
+@pytest.fixture(params=["saved", "recomputed"])
+def p_for_backward(request, monkeypatch):
+    """Both backwards: P saved by the training forward (the default) and P recomputed from the
+    log-sum-exp (``SEQATTN_SAVE_PROBS=0``)."""
+    monkeypatch.setenv("SEQATTN_SAVE_PROBS", "1" if request.param == "saved" else "0")
+    return request.param
+
+
 def _qkv(b, h, n, d, seed=0):
     """q, k, v as MultiHeadSelfAttention passes them: strided views of one (B, N, 3, H, D) projection."""
     g = torch.Generator().manual_seed(seed)
@@ -82,7 +90,7 @@ def test_output_rows_not_64_byte_aligned_are_written_too():
         assert (out.data_ptr() % 64 == 0) == (offset == 0)
         status = native._library().seqattn_banded_forward(
             q.data_ptr(), native._strides(q), k.data_ptr(), native._strides(k), v.data_ptr(), native._strides(v),
-            out.data_ptr(), native._strides(out), None, None, 0, None, 0, 0.0, 0, 1, 2, 100, 32, 9,
+            out.data_ptr(), native._strides(out), None, None, None, 0, None, 0, 0.0, 0, 1, 2, 100, 32, 9,
             1 / math.sqrt(32), 2)
         assert status == 0
         assert torch.isnan(flat[:offset]).all()  # nothing written before the output
@@ -117,6 +125,7 @@ def _grads(attend, b, h, n, d, window, pad, bias, upstream):
     (1, 4, 300, 64, 16), (2, 2, 257, 32, 5), (1, 2, 1000, 64, 64), (3, 1, 50, 16, 100), (1, 2, 130, 128, 7),
     (2, 3, 17, 64, 0), (1, 1, 5, 32, 1), (2, 2, 333, 64, 256),
 ])
+@pytest.mark.usefixtures("p_for_backward")
 def test_gradients_equal_dense_reference(b, h, n, d, window):
     """The backward kernel: q, k, v and relative-bias gradients, with padding and rows without keys."""
     pad = torch.zeros(b, n, dtype=torch.bool)
@@ -139,6 +148,7 @@ def test_gradients_equal_dense_reference(b, h, n, d, window):
 
 
 @pytest.mark.parametrize("threads", [2, 3, 7])
+@pytest.mark.usefixtures("p_for_backward")
 def test_gradients_do_not_depend_on_the_thread_split(threads):
     """dK/dV rows shared by two threads' panel ranges go through per-thread buffers: short ranges
     (7 threads over a few panels, windows wider than a range) and ranges across sequences and heads."""
@@ -165,11 +175,13 @@ def test_gradients_do_not_depend_on_the_thread_split(threads):
 
 @pytest.mark.parametrize("threads", [1, 2, 3, 7])
 @pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.usefixtures("p_for_backward")
 def test_key_gradients_overwrite_what_the_buffers_held(monkeypatch, threads, with_bias):
     """dK and dV come uninitialised (torch.empty_like): each row is stored by the first panel that
     reaches it, or zeroed after the join where two threads share it.  Filled with NaN here, so a
-    row that is only added to, or never written, shows.  Without a bias the backward forms dS in
-    its own loop."""
+    row that is only added to, or never written, shows; so is the buffer of saved P, of which the
+    backward must read only what the forward wrote.  Without a bias the backward forms dS in its
+    own loop."""
     b, h, n, d, window = 2, 2, 90, 32, 40
     pad = torch.zeros(b, n, dtype=torch.bool)
     pad[1, 70:] = True
@@ -187,6 +199,8 @@ def test_key_gradients_overwrite_what_the_buffers_held(monkeypatch, threads, wit
         q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)[0])
     empty_like = torch.empty_like
     monkeypatch.setattr(torch, "empty_like", lambda x, **kw: empty_like(x, **kw).fill_(math.nan))
+    saved_probs = native._saved_probs
+    monkeypatch.setattr(native, "_saved_probs", lambda q, window: saved_probs(q, window).fill_(math.nan))
     old = torch.get_num_threads()
     try:
         torch.set_num_threads(threads)
@@ -196,6 +210,18 @@ def test_key_gradients_overwrite_what_the_buffers_held(monkeypatch, threads, wit
     assert (dx - ref).abs().max() <= 1e-5
 
 
+@pytest.mark.usefixtures("p_for_backward")
+@pytest.mark.parametrize("setting,saved_shape", [("1", (2, 3, 5, 2 * 6 + 17, 16)), ("0", (2, 3, 70))])
+def test_training_forward_saves_p_or_only_the_log_sum_exp(monkeypatch, setting, saved_shape):
+    """P of the band per panel of 16 queries (5 panels for N = 70) by default; with
+    SEQATTN_SAVE_PROBS=0 one log-sum-exp per query."""
+    monkeypatch.setenv("SEQATTN_SAVE_PROBS", setting)
+    q, k, v = (t.detach().requires_grad_() for t in _qkv(2, 3, 70, 32))
+    out = native.banded_attention(q, k, v, 6)
+    assert out.grad_fn.saved_tensors[3].shape == saved_shape
+
+
+@pytest.mark.usefixtures("p_for_backward")
 def test_rows_without_keys_have_zero_gradients():
     x = torch.randn(2, 90, 3, 2, 32, requires_grad=True)
     q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
@@ -258,6 +284,7 @@ SEED = 0xDEADBEEF12345678
 @pytest.mark.parametrize("b,h,n,d,window,p", [
     (1, 4, 300, 64, 16, 0.1), (3, 1, 50, 16, 100, 0.5), (2, 2, 333, 64, 40, 0.3), (1, 2, 130, 128, 0, 0.2),
 ])
+@pytest.mark.usefixtures("p_for_backward")
 def test_dropout_equals_dense_reference_with_the_same_mask(monkeypatch, b, h, n, d, window, p):
     """Output and gradients (q, k, v, bias) against dense weights times the rebuilt mask / (1 - p)."""
     monkeypatch.setattr(native, "_seed", lambda: SEED)
@@ -318,6 +345,7 @@ def test_dropout_follows_torch_manual_seed():
     assert ((first - plain).abs() > 1e-3).float().mean() > 0.5  # dropout changed most outputs
 
 
+@pytest.mark.usefixtures("p_for_backward")
 def test_dropout_gradients_do_not_depend_on_the_thread_split(monkeypatch):
     """The mask is a function of (b, h, i, j), not of which thread computes the panel."""
     threads = 3
@@ -374,6 +402,7 @@ def _train_encoder(steps: int = 5) -> list[float]:
     return losses
 
 
+@pytest.mark.usefixtures("p_for_backward")
 def test_training_an_encoder_matches_the_torch_path(monkeypatch):
     """End to end: the same losses step after step through the kernel's backward and through torch's."""
     calls = []

@@ -17,8 +17,9 @@
 //                              relative bias applied here, no horizontal reductions
 //   O   = P V_window           (16 / (D / 16)) query rows x D per tile, over the keys of their band
 // Scores are stored transposed (key-major) so the softmax needs no shuffles.  The backward
-// (below, "backward") recomputes P per panel from the log-sum-exp the forward saves and runs
-// three more GEMMs of the same shapes.  Threads come from
+// (below, "backward") reads P back where the training forward saved it (probs, O(N w) floats),
+// or recomputes it per panel from the log-sum-exp the forward saved instead, and runs three
+// (four) more GEMMs of the same shapes.  Threads come from
 // OpenMP: built with -fopenmp, the library uses the libgomp that torch has loaded, so it shares
 // torch's thread pool instead of competing with its spinning workers (separate std::threads ran
 // 1.3x slower, measured).  Vector code uses GCC/Clang vector extensions plus AVX-512 intrinsics
@@ -30,7 +31,9 @@
 //   rbias: (H, 2w + 1 + 32), rbias[h, 16 + 2w - s] = bias[h, s] for the offset s = j - i + w
 //          (the bias table reversed, 16 zeros at each end), row stride rbias_h; or null
 //   lse:   (B, H, N) contiguous: log-sum-exp of each query's scores (written by a training
-//          forward, read by the backward)
+//          forward, read by the backward), or null
+//   probs: (B, H, ceil(N / 16), 2w + 17, 16) contiguous, or null: the training forward's P for
+//          the backward (see saved_panel), in place of lse
 //   dout, dq, dk, dv: like q, k, v, own strides; dbias like rbias
 //   dropout, seed: attention dropout (probability, 64-bit seed); see Dropout for the mask
 #include <algorithm>
@@ -111,6 +114,7 @@ struct Args {
   const float *q, *k, *v, *rbias;
   float* out;
   float* lse;  // (B, H, N) contiguous, or null: log-sum-exp of each query's scores, for the backward
+  float* probs;  // or null: P saved for the backward (see saved_panel)
   const uint8_t* pad;
   int64_t qs[3], ks[3], vs[3], os[3];  // strides of b, h, n
   int64_t pad_b, rbias_h;
@@ -170,6 +174,19 @@ struct Band {
   int first() const { return j0 - cs; }  // local key rows [first, last)
   int last() const { return j1 - cs; }
 };
+
+// The saved P of the panel at r0 of sequence-head bh, (2w + 17) x 16 floats, or null: local key
+// rows [first, last) hold exp(s - m) for the panel's 16 queries (bias and masks applied, before
+// dropout; m the row maximum), and row 2w + 16 holds 1 / sum for each query (0 for queries with
+// no allowed key and past N), so that P = row * last row.  A training forward writes it (one
+// non-temporal store per vector); the backward reads it instead of recomputing S = Q K^T and the
+// exponentials, about 25% of its work, at the cost of (2w + 17) / Dh times q's memory.
+template <typename T>
+inline T* saved_panel(T* probs, const Args& a, int64_t bh, int r0) {
+  if (!probs) return nullptr;
+  const int64_t panels = (a.N + PANEL - 1) / PANEL;
+  return probs + (bh * panels + r0 / PANEL) * int64_t(2 * a.w + PANEL + 1) * L;
+}
 
 // The bias and masks of a panel's scores.  Key j is in query i's band when i <= j - cs <= i + 2w,
 // so the local key rows jj in [PANEL - 1, 2w] are in every band of the panel: only the edge rows
@@ -364,14 +381,21 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
   m = has_key ? m : vf{};  // queries with no allowed key: every p below is exp(-inf) = 0
   vf sum = vf{};
   const Dropout drop(a, bh, r0);
+  float* saved = saved_panel(a.probs, a, bh, r0);
   for (int jj = bd.first(); jj < bd.last(); ++jj) {
     vf p = vexp(load(st + jj * L) - m);
     sum += p;
+    if (saved) store_out(saved + jj * L, p);
     if (drop.on) p = drop.keep(bd.cs + jj) ? p : vf{};
     store(st + jj * L, p);
   }
   float inv[PANEL];  // 1 / sum, times 1 / (1 - p) for the kept weights under dropout
   for (int i = 0; i < PANEL; ++i) inv[i] = has_key[i] ? drop.rescale / sum[i] : 0.f;
+  if (saved) {
+    vf norm;
+    for (int i = 0; i < PANEL; ++i) norm[i] = i < bd.rows && has_key[i] ? 1.f / sum[i] : 0.f;
+    store_out(saved + (2 * w + PANEL) * L, norm);
+  }
   if (a.lse) {  // +inf for rows without keys, so that the backward's exp(s - lse) is 0 there
     float* lse = a.lse + bh * a.N + r0;
     for (int i = 0; i < bd.rows; ++i) lse[i] = has_key[i] ? m[i] + std::log(sum[i]) : INFINITY;
@@ -382,7 +406,8 @@ void panel(const Args& a, int b, int h, int r0, Scratch& sc) {
 // ---------------------------------------------------------------------------------- backward
 //
 // FlashAttention-2's backward (Dao 2023, Algorithm 2) on the band, one panel of 16 queries at a
-// time, with P recomputed from the forward's log-sum-exp instead of stored:
+// time, with P read back from the forward's saved probs or, where it saved lse instead,
+// recomputed (FlashAttention's way, which keeps training memory O(N d)):
 //   S^T = K Q^T (scaled),  P^T = exp(S^T + bias - lse) masked,  dP^T = V dO^T,
 //   dS^T = P^T (dP^T - delta),  delta_i = sum_j P_ij dP_ij,
 //   dQ = scale dS K (rows of this panel only),  dK += scale dS^T Q,  dV += P^T dO,  dbias += dS.
@@ -515,19 +540,19 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
   const float* q = at(a.q, a.qs, b, h, r0);
   const float* dout = at(a.dout, a.dos, b, h, r0);
   float *st = sc.st.data(), *dst = sc.dst.data();
-  transpose_panel<D>(q, a.qs[2], bd.rows, a.scale, sc.qt.data());
+  const float* saved = saved_panel<const float>(a.probs, a, bh, r0);
+  if (!saved) {
+    transpose_panel<D>(q, a.qs[2], bd.rows, a.scale, sc.qt.data());
+    scores<D>(k, sc.qt.data(), bd, st);  // S^T
+  }
   transpose_panel<D>(dout, a.dos[2], bd.rows, 1.f, sc.dot.data());
-  scores<D>(k, sc.qt.data(), bd, st);    // S^T
   scores<D>(v, sc.dot.data(), bd, dst);  // dP^T
 
-  vf lse = splat(INFINITY);  // missing rows: P = 0, so dS = 0
-  for (int i = 0; i < bd.rows; ++i) lse[i] = a.lse[bh * a.N + r0 + i];
-  // P^T = exp(S^T + bias - lse) and delta_i = sum_j P_ij dP_ij (see above); then dS^T = P^T (dP^T - delta).
-  const Masks masks(a, bd, b, h);
+  // P^T (saved, or exp(S^T + bias - lse)) and delta_i = sum_j P_ij dP_ij (see above); then
+  // dS^T = P^T (dP^T - delta).
   const Dropout drop(a, bh, r0);
   vf delta = vf{};
-  masks.for_each_key(bd, [&](int jj, bool edge) {
-    vf p = vexp(masks.apply(load(st + jj * L), jj, edge) - lse);
+  auto take = [&](int jj, vf p) {
     vf dp = load(dst + jj * L);
     if (drop.on) {
       dp = drop.keep(bd.cs + jj) ? dp * drop.rescale : vf{};
@@ -535,7 +560,16 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
     }
     store(st + jj * L, p);
     delta = fmadd(p, dp, delta);
-  });
+  };
+  if (saved) {
+    const vf norm = load(saved + (2 * w + PANEL) * L);
+    for (int jj = bd.first(); jj < bd.last(); ++jj) take(jj, load(saved + jj * L) * norm);
+  } else {
+    vf lse = splat(INFINITY);  // missing rows: P = 0, so dS = 0
+    for (int i = 0; i < bd.rows; ++i) lse[i] = a.lse[bh * a.N + r0 + i];
+    const Masks masks(a, bd, b, h);
+    masks.for_each_key(bd, [&](int jj, bool edge) { take(jj, vexp(masks.apply(load(st + jj * L), jj, edge) - lse)); });
+  }
   float* dbias = a.dbias ? sh.dbias.data() + h * a.rbias_h : nullptr;
   if (!drop.on && !dbias) {  // the usual case, in a loop without branches: 1% of the backward at w = 256
     for (int jj = bd.first(); jj < bd.last(); ++jj)
@@ -610,11 +644,11 @@ int dispatch(const Args& a, int threads, bool backward) {
 }
 
 Args common(const float* q, const int64_t* qs, const float* k, const int64_t* ks, const float* v,
-            const int64_t* vs, float* out, const int64_t* os, float* lse, const uint8_t* pad, int64_t pad_b,
-            const float* rbias, int64_t rbias_h, float dropout, uint64_t seed, int B, int H, int N, int D,
-            int w, float scale) {
+            const int64_t* vs, float* out, const int64_t* os, float* lse, float* probs, const uint8_t* pad,
+            int64_t pad_b, const float* rbias, int64_t rbias_h, float dropout, uint64_t seed, int B, int H,
+            int N, int D, int w, float scale) {
   Args a{};
-  a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse; a.pad = pad; a.rbias = rbias;
+  a.q = q; a.k = k; a.v = v; a.out = out; a.lse = lse; a.probs = probs; a.pad = pad; a.rbias = rbias;
   for (int t = 0; t < 3; ++t) { a.qs[t] = qs[t]; a.ks[t] = ks[t]; a.vs[t] = vs[t]; a.os[t] = os[t]; }
   a.pad_b = pad_b; a.rbias_h = rbias_h;
   a.B = B; a.H = H; a.N = N; a.D = D; a.w = w; a.scale = scale;
@@ -627,34 +661,35 @@ Args common(const float* q, const int64_t* qs, const float* k, const int64_t* ks
 extern "C" {
 
 // The version of the signatures below; seqattn/nn/native.py uses a build only where it matches
-// (2: the backward no longer takes the forward's output).
-int seqattn_banded_abi() { return 2; }
+// (2: the backward no longer takes the forward's output; 3: both take probs).
+int seqattn_banded_abi() { return 3; }
 
-// out = attention(q, k, v); lse (B, H, N) contiguous or null receives each query's log-sum-exp.
+// out = attention(q, k, v).  A training forward also fills lse (B, H, N) with each query's
+// log-sum-exp or probs with its P (see saved_panel), for the backward; both may be null.
 // dropout in [0, 1): attention dropout with the mask of (seed, b, h, i, j) (see Dropout).
 // Returns 0 on success, 1 for an unsupported head size (the caller falls back to torch).
 int seqattn_banded_forward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
                            const float* v, const int64_t* vs, float* out, const int64_t* os, float* lse,
-                           const uint8_t* pad, int64_t pad_b, const float* rbias, int64_t rbias_h,
-                           float dropout, uint64_t seed, int B, int H, int N, int D, int w, float scale,
-                           int threads) {
-  const Args a = common(q, qs, k, ks, v, vs, out, os, lse, pad, pad_b, rbias, rbias_h, dropout, seed, B, H, N, D,
-                        w, scale);
+                           float* probs, const uint8_t* pad, int64_t pad_b, const float* rbias,
+                           int64_t rbias_h, float dropout, uint64_t seed, int B, int H, int N, int D, int w,
+                           float scale, int threads) {
+  const Args a = common(q, qs, k, ks, v, vs, out, os, lse, probs, pad, pad_b, rbias, rbias_h, dropout, seed, B,
+                        H, N, D, w, scale);
   return dispatch(a, threads, false);
 }
 
-// Gradients of the forward above, given lse from it and the same dropout and seed (the output
-// itself is not needed): dq, dk and dv are overwritten; dbias ((H, rbias_h) laid out like rbias, or
-// null) must be zero on entry.  Returns as the forward.
+// Gradients of the forward above, given its probs, or its lse where probs is null, and the same
+// dropout and seed (the output itself is not needed): dq, dk and dv are overwritten; dbias
+// ((H, rbias_h) laid out like rbias, or null) must be zero on entry.  Returns as the forward.
 int seqattn_banded_backward(const float* q, const int64_t* qs, const float* k, const int64_t* ks,
-                            const float* v, const int64_t* vs, const float* lse, const float* dout,
-                            const int64_t* dos, float* dq, const int64_t* dqs,
+                            const float* v, const int64_t* vs, const float* lse, const float* probs,
+                            const float* dout, const int64_t* dos, float* dq, const int64_t* dqs,
                             float* dk, const int64_t* dks, float* dv, const int64_t* dvs, const uint8_t* pad,
                             int64_t pad_b, const float* rbias, int64_t rbias_h, float* dbias, float dropout,
                             uint64_t seed, int B, int H, int N, int D, int w, float scale, int threads) {
   const int64_t no_strides[3] = {0, 0, 0};
-  Args a = common(q, qs, k, ks, v, vs, nullptr, no_strides, const_cast<float*>(lse), pad, pad_b, rbias, rbias_h,
-                  dropout, seed, B, H, N, D, w, scale);
+  Args a = common(q, qs, k, ks, v, vs, nullptr, no_strides, const_cast<float*>(lse), const_cast<float*>(probs),
+                  pad, pad_b, rbias, rbias_h, dropout, seed, B, H, N, D, w, scale);
   a.dout = dout; a.dq = dq; a.dk = dk; a.dv = dv; a.dbias = dbias;
   for (int t = 0; t < 3; ++t) { a.dos[t] = dos[t]; a.dqs[t] = dqs[t]; a.dks[t] = dks[t]; a.dvs[t] = dvs[t]; }
   return dispatch(a, threads, true);
