@@ -210,7 +210,6 @@ def test_key_gradients_overwrite_what_the_buffers_held(monkeypatch, threads, wit
     assert (dx - ref).abs().max() <= 1e-5
 
 
-@pytest.mark.usefixtures("p_for_backward")
 @pytest.mark.parametrize("setting,saved_shape", [("1", (2, 3, 5, 2 * 6 + 17, 16)), ("0", (2, 3, 70))])
 def test_training_forward_saves_p_or_only_the_log_sum_exp(monkeypatch, setting, saved_shape):
     """P of the band per panel of 16 queries (5 panels for N = 70) by default; with

@@ -18,8 +18,8 @@
 //   O   = P V_window           (16 / (D / 16)) query rows x D per tile, over the keys of their band
 // Scores are stored transposed (key-major) so the softmax needs no shuffles.  The backward
 // (below, "backward") reads P back where the training forward saved it (probs, O(N w) floats),
-// or recomputes it per panel from the log-sum-exp the forward saved instead, and runs three
-// (four) more GEMMs of the same shapes.  Threads come from
+// or recomputes it per panel from the log-sum-exp the forward saved instead, and runs three more
+// GEMMs of the same shapes (four where it recomputes S).  Threads come from
 // OpenMP: built with -fopenmp, the library uses the libgomp that torch has loaded, so it shares
 // torch's thread pool instead of competing with its spinning workers (separate std::threads ran
 // 1.3x slower, measured).  Vector code uses GCC/Clang vector extensions plus AVX-512 intrinsics
