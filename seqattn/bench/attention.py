@@ -205,18 +205,22 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
     gemm_beside = statistics.median(beside)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
-            "device": device, "kernel": _kernel(impl, device), "ms": round(ms, 2), "peak_mb": peak_mb,
+            "device": device, "kernel": _kernel(impl, device, backward), "ms": round(ms, 2), "peak_mb": peak_mb,
             "gflops": round(gflops, 1), "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
             "gemm_gflops_beside": round(gemm_beside, 1), "beside_fraction": round(gflops / gemm_beside, 3)}
 
 
-def _kernel(impl: str, device: str) -> str:
-    """What ran: "native" (the C++ kernel), "torch" or "compiled" (FlexAttention)."""
+def _kernel(impl: str, device: str, backward: bool = False) -> str:
+    """What ran: "native" (the C++ kernel; "native, P recomputed" for a training step whose
+    backward recomputes the attention weights, ``SEQATTN_SAVE_PROBS=0``), "torch" or "compiled"
+    (FlexAttention)."""
     from seqattn.nn import native
 
     if impl == "flex":
         return "compiled"
-    return "native" if impl == "seqattn" and device == "cpu" and native.available() else "torch"
+    if impl == "seqattn" and device == "cpu" and native.available():
+        return "native, P recomputed" if backward and not native.saves_probs() else "native"
+    return "torch"
 
 
 def run_child(impl: str, n: int, window: int, timeout_s: float = 600, backward: bool = False) -> dict:

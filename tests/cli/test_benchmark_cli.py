@@ -45,6 +45,18 @@ def test_backward_rows_and_flex_backward_is_skipped_with_the_reason():
     assert step["beside_fraction"] == round(step["gflops"] / step["gemm_gflops_beside"], 3)
 
 
+def test_a_training_step_says_whether_its_backward_recomputed_p(monkeypatch):
+    """The child inherits SEQATTN_SAVE_PROBS, and its row says which backward ran."""
+    from seqattn.bench.attention import benchmark
+    from seqattn.nn import native
+
+    if not native.available():
+        pytest.skip("the C++ kernel is not built here (no compiler or no AVX-512): the torch path has one backward")
+    assert benchmark([128], [4], ["seqattn"], passes=(True,))["results"][0]["kernel"] == "native"
+    monkeypatch.setenv("SEQATTN_SAVE_PROBS", "0")
+    assert benchmark([128], [4], ["seqattn"], passes=(True,))["results"][0]["kernel"] == "native, P recomputed"
+
+
 def test_processes_are_sweeps_over_the_grid_and_the_median_process_is_kept(monkeypatch):
     from seqattn.bench import attention
 
