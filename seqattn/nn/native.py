@@ -6,9 +6,9 @@ without attention dropout.  With gradients it runs as an autograd Function whose
 kernel's backward (FlashAttention-2's, Dao 2023, with the dropout mask regenerated from its seed).
 The training forward saves the attention weights P of the band for it: (2w + 17) / Dh times the
 memory of q, O(N w), which spares the backward recomputing Q K^T and the exponentials (a training
-step 8-11% faster at N = 16384, w = 64; docs/performance.md).  Everywhere else (GPUs, other CPUs, a machine where
-setup.py found no compiler) it returns None and the caller runs its torch path, so the kernel is
-an accelerator, never a requirement.
+step 8-11% faster at N = 16384, w = 64; docs/performance.md).  Everywhere else (GPUs, other
+CPUs, a machine where setup.py found no compiler) it returns None and the caller runs its torch
+path, so the kernel is an accelerator, never a requirement.
 
 Environment (read on every call):
     SEQATTN_NATIVE=0       the torch path instead (A/B measurements, bisecting a difference)
