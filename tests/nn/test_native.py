@@ -20,7 +20,6 @@ def p_for_backward(request, monkeypatch):
     """Both backwards: P saved by the training forward (the default) and P recomputed from the
     log-sum-exp (``SEQATTN_SAVE_PROBS=0``)."""
     monkeypatch.setenv("SEQATTN_SAVE_PROBS", "1" if request.param == "saved" else "0")
-    return request.param
 
 
 def _qkv(b, h, n, d, seed=0):
