@@ -27,7 +27,8 @@ timed at the same speed of this VM, whose speed changes by 20-30% from one minut
 
 Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
 over 32 MiB go back to the OS on free and each call page-faults fresh memory, 2-3x slower at
-large N for every implementation alike (the notes' trap 1).  FlexAttention has no CPU backward
+large N for every implementation alike (the notes' trap 1).  The timed calls then wait until a
+call no longer grows the heap (``settle``), as in a training loop after its first steps.  FlexAttention has no CPU backward
 in torch 2.13, so it is measured forward only.
 """
 
@@ -44,6 +45,7 @@ DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and s
 IMPLS = ("seqattn", "blocks", "dense", "flex")
 MIN_TIMED_S, MAX_CALLS = 1.0, 500  # timed calls per measurement: >= repeats, and >= 1 s where they are short
 GEMM_EVERY_S = 0.2  # a GEMM between the timed calls every this many seconds of them (``gemm_gflops_beside``)
+SETTLE_MAX_CALLS = 10  # untimed calls before the timed ones at most, until the heap stops growing (``settle``)
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -126,6 +128,27 @@ def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
     return max(once() for _ in range(repeats))
 
 
+def settle(call, max_calls: int = SETTLE_MAX_CALLS) -> int:
+    """Run ``call()`` until two runs in a row leave the process's RSS where it was (or
+    ``max_calls`` times); returns how many runs that took.
+
+    Why: a training step allocates its output, its saved P and three gradients (64, 152 and
+    3 x 64 MB at N = 65536, w = 64), and for its first few steps glibc's heap does not find room
+    for all of them among the blocks the step before freed: the first 5 steps after
+    ``call_peak_mb`` grew the RSS by 64 MB each, faulting in fresh pages, and took 180-213 ms;
+    the steps after that 163-176 ms (N = 16384: 16 MB each, 75-81 against 71-73 ms).  Timing
+    after that measures the steady state of a training loop, not its first steps.
+    """
+    still = 0  # runs in a row that left the RSS where it was
+    for calls in range(1, max_calls + 1):
+        before = _rss_mb()
+        call()
+        still = still + 1 if _rss_mb() <= before else 0
+        if still == 2:
+            return calls
+    return max_calls
+
+
 def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5,
             backward: bool = False) -> dict:
     """Median time (ms) and extra peak RSS (MB) of one implementation, in this process, with the
@@ -133,7 +156,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     kernel's calls (``gemm_gflops_beside``, and the kernel's share of it, ``beside_fraction``).
 
     ``backward``: time a training step (forward, then backward of a fixed random gradient of the
-    output; gradients reset to None first) instead of the forward alone.  Uses CUDA when torch
+    output; gradients reset to None first) instead of the forward alone.  The timed calls come
+    after one warm-up call, the memory measurement and ``settle``.  Uses CUDA when torch
     sees a GPU (peak_mb is then CPU memory only).
 
     Raises:
@@ -188,6 +212,7 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     step()  # warm-up (and compilation for flex)
     q.grad = k.grad = v.grad = None  # freed before the trim, so that the call's own gradients count
     peak_mb = round(call_peak_mb(step), 1)  # one call's memory above the inputs (one-off costs paid above)
+    settle(step)  # untimed calls until the heap stops growing
     gemm = _gemm()
     times, beside = [], []
     # At least ``repeats`` calls and MIN_TIMED_S of them (like timeit's autorange): a 1 ms kernel

@@ -87,6 +87,21 @@ def test_processes_are_sweeps_over_the_grid_and_the_median_process_is_kept(monke
     assert proc.returncode == 2 and b"--processes" in proc.stderr and proc.stderr.count(b"\n") == 1
 
 
+def test_timing_waits_until_two_calls_in_a_row_leave_the_heap_where_it_was(monkeypatch):
+    from seqattn.bench import attention
+
+    rss = [100.0]
+    growth = iter([64.0, 64.0, 0.0, 64.0, 0.0, 0.0, 0.0])  # what each call adds (MB)
+    monkeypatch.setattr(attention, "_rss_mb", lambda: rss[0])
+
+    def call():
+        rss[0] += next(growth)
+
+    assert attention.settle(call) == 6  # one still call after growth is not yet enough
+    growth = iter([8.0] * 5)
+    assert attention.settle(call, max_calls=3) == 3  # never settles: capped
+
+
 def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
     proc = seqattn("benchmark", "attention", "-n", "128", "-w", "4", "--impl", "seqattn", "--format", "pretty")
     assert proc.returncode == 0, proc.stderr
