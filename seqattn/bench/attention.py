@@ -27,9 +27,9 @@ timed at the same speed of this VM, whose speed changes by 20-30% from one minut
 
 Every child first tells glibc to keep freed memory (``keep_freed_memory``): without it, blocks
 over 32 MiB go back to the OS on free and each call page-faults fresh memory, 2-3x slower at
-large N for every implementation alike (the notes' trap 1).  The timed calls then wait until a
-call no longer grows the heap (``settle``), as in a training loop after its first steps.  FlexAttention has no CPU backward
-in torch 2.13, so it is measured forward only.
+large N for every implementation alike (the notes' trap 1).  The timed calls then wait until
+calls no longer grow the heap (``settle``), as in a training loop after its first steps.
+FlexAttention has no CPU backward in torch 2.13, so it is measured forward only.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ DENSE_LIMIT_BYTES = 8 << 30  # dense SDPA beyond this estimate is skipped (and s
 IMPLS = ("seqattn", "blocks", "dense", "flex")
 MIN_TIMED_S, MAX_CALLS = 1.0, 500  # timed calls per measurement: >= repeats, and >= 1 s where they are short
 GEMM_EVERY_S = 0.2  # a GEMM between the timed calls every this many seconds of them (``gemm_gflops_beside``)
-SETTLE_MAX_CALLS = 10  # untimed calls before the timed ones at most, until the heap stops growing (``settle``)
+SETTLE_MAX_CALLS, SETTLE_MAX_S = 10, 5.0  # untimed calls before the timed ones, until the heap stops growing
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -128,9 +128,10 @@ def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
     return max(once() for _ in range(repeats))
 
 
-def settle(call, max_calls: int = SETTLE_MAX_CALLS) -> int:
-    """Run ``call()`` until two runs in a row leave the process's RSS where it was (or
-    ``max_calls`` times); returns how many runs that took.
+def settle(call, max_calls: int = SETTLE_MAX_CALLS, max_s: float = SETTLE_MAX_S) -> int:
+    """Run ``call()`` until two runs in a row leave the process's RSS where it was, or
+    ``max_calls`` times, or for ``max_s`` seconds (slow kernels: dense SDPA takes seconds per
+    call); returns how many runs that took.
 
     Why: a training step allocates its output, its saved P and three gradients (64, 152 and
     3 x 64 MB at N = 65536, w = 64), and for its first few steps glibc's heap does not find room
@@ -139,12 +140,12 @@ def settle(call, max_calls: int = SETTLE_MAX_CALLS) -> int:
     the steps after that 163-176 ms (N = 16384: 16 MB each, 75-81 against 71-73 ms).  Timing
     after that measures the steady state of a training loop, not its first steps.
     """
-    still = 0  # runs in a row that left the RSS where it was
+    still, start = 0, time.perf_counter()  # still: runs in a row that left the RSS where it was
     for calls in range(1, max_calls + 1):
         before = _rss_mb()
         call()
         still = still + 1 if _rss_mb() <= before else 0
-        if still == 2:
+        if still == 2 or time.perf_counter() - start >= max_s:
             return calls
     return max_calls
 

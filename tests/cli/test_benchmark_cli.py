@@ -100,6 +100,7 @@ def test_timing_waits_until_two_calls_in_a_row_leave_the_heap_where_it_was(monke
     assert attention.settle(call) == 6  # one still call after growth is not yet enough
     growth = iter([8.0] * 5)
     assert attention.settle(call, max_calls=3) == 3  # never settles: capped
+    assert attention.settle(call, max_s=0.0) == 1  # nor past the time allowed
 
 
 def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
