@@ -111,22 +111,34 @@ def test_same_result_on_one_thread_and_two():
     assert torch.equal(one, two)
 
 
-def _grads(attend, b, h, n, d, window, pad, bias, upstream):
-    """Gradients of <attend(q, k, v, bias), upstream> w.r.t. the QKV projection and the bias."""
-    x = torch.randn(b, n, 3, h, d, generator=torch.Generator().manual_seed(0), requires_grad=True)
+def _grads(attend, b, h, n, d, window, pad, bias, upstream, layout="projection"):
+    """Gradients of <attend(q, k, v, bias), upstream> w.r.t. the QKV projection and the bias.
+
+    layout "projection": q, k, v are strided views of one (B, N, 3, H, D) tensor, as
+    MultiHeadSelfAttention passes them; "heads": each is a contiguous (B, H, N, D) tensor, whose
+    rows the kernel reads in place instead of packing them."""
+    g = torch.Generator().manual_seed(0)
+    if layout == "projection":
+        x = torch.randn(b, n, 3, h, d, generator=g, requires_grad=True)
+        q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
+    else:
+        x = torch.randn(3, b, h, n, d, generator=g, requires_grad=True)
+        q, k, v = x.unbind(0)
+        assert q.is_contiguous() and k.stride(2) == d
     bias = bias.detach().clone().requires_grad_(True)
-    q, k, v = x.permute(2, 0, 3, 1, 4).unbind(0)
     out = attend(q, k, v, bias)
     return out, *torch.autograd.grad((out * upstream).sum(), [x, bias])
 
 
+@pytest.mark.parametrize("layout", ["projection", "heads"])
 @pytest.mark.parametrize("b,h,n,d,window", [
     (1, 4, 300, 64, 16), (2, 2, 257, 32, 5), (1, 2, 1000, 64, 64), (3, 1, 50, 16, 100), (1, 2, 130, 128, 7),
     (2, 3, 17, 64, 0), (1, 1, 5, 32, 1), (2, 2, 333, 64, 256),
 ])
 @pytest.mark.usefixtures("p_for_backward")
-def test_gradients_equal_dense_reference(b, h, n, d, window):
-    """The backward kernel: q, k, v and relative-bias gradients, with padding and rows without keys."""
+def test_gradients_equal_dense_reference(b, h, n, d, window, layout):
+    """The backward kernel: q, k, v and relative-bias gradients, with padding and rows without keys,
+    for q, k, v cut from a projection and for contiguous ones (read in place)."""
     pad = torch.zeros(b, n, dtype=torch.bool)
     if b > 1:
         pad[1, n // 3:] = True
@@ -135,9 +147,10 @@ def test_gradients_equal_dense_reference(b, h, n, d, window):
     bias = torch.randn(h, 2 * window + 1, generator=torch.Generator().manual_seed(2))
     upstream = torch.randn(b, h, n, d, generator=torch.Generator().manual_seed(3))
     ref, ref_dx, ref_dbias = _grads(lambda q, k, v, bias: dense_attention(
-        q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)[0], b, h, n, d, window, pad, bias, upstream)
+        q, k, v, window=window, key_padding_mask=pad, relative_bias=bias)[0], b, h, n, d, window, pad, bias, upstream,
+        layout)
     out, dx, dbias = _grads(lambda q, k, v, bias: native.banded_attention(q, k, v, window, pad, bias),
-                            b, h, n, d, window, pad, bias, upstream)
+                            b, h, n, d, window, pad, bias, upstream, layout)
     assert out.grad_fn is not None and "BandedAttention" in type(out.grad_fn).__name__
     assert (out - ref).abs().max() <= 1e-5
     assert (dx - ref_dx).abs().max() <= 1e-5
