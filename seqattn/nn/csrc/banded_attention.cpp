@@ -52,6 +52,7 @@ namespace {
 constexpr int L = 16;  // floats per vector
 constexpr int PANEL = L;  // query rows per panel: one vector
 constexpr int PACK_PANELS = 32;  // panels whose keys are packed at once
+constexpr int GROUP = 4;  // panels whose dK and dV rows the backward adds at once (see backward_panels)
 typedef float vf __attribute__((vector_size(64)));
 typedef int32_t vi __attribute__((vector_size(64)));
 typedef uint32_t vu __attribute__((vector_size(64)));
@@ -172,7 +173,8 @@ struct Packed {
 
 // The keys of one panel: its queries [r0, r0 + rows) see keys [j0, j1); key j is local row j - cs.
 struct Band {
-  int rows, cs, j0, j1;
+  int rows = 0, cs = 0, j0 = 0, j1 = 0;
+  Band() = default;
   Band(const Args& a, int r0)
       : rows(std::min(PANEL, a.N - r0)), cs(r0 - a.w), j0(std::max(cs, 0)), j1(std::min(r0 + rows + a.w, a.N)) {}
   int first() const { return j0 - cs; }  // local key rows [first, last)
@@ -495,8 +497,6 @@ struct Shared {
 // row and RK broadcasts of P^T per query.
 template <int RK, int DT>
 inline void keys_tile(const float* pt, const float* x, int64_t x_row, int rows, vf (&acc)[RK][DT]) {
-  for (int r = 0; r < RK; ++r)
-    for (int t = 0; t < DT; ++t) acc[r][t] = vf{};
   for (int i = 0; i < rows; ++i) {
     vf xv[DT];
     for (int t = 0; t < DT; ++t) xv[t] = load(x + i * x_row + t * L);
@@ -508,17 +508,27 @@ inline void keys_tile(const float* pt, const float* x, int64_t x_row, int rows, 
   }
 }
 
-// dst(j) += scale * sum_i P[j, i] X[i] for the panel's keys: dK (P = dS, X = Q) or dV (P, dO).
-// dst(j, first) gives key j's row and sets first where the row is written here for the first time
-// (stored, not added).
+// One panel's part of dK or dV: P^T (dS^T or P^T of its queries, local key rows), its band, its
+// rows of X (Q or dO).
+struct KeysPart {
+  const float* pt;  // pt[j * L + i] = P[j, query i]
+  const Band* bd;
+  const float* x;
+};
+
+// dst(j) += scale * sum_i P[j, i] X[i] for keys [j0, j1), over the queries of the given parts (panels
+// whose bands all reach those keys).  dst(j, first) gives key j's row and sets first where the row
+// is written here for the first time (stored, not added).
 template <int D, typename Row>
-inline void add_to_keys(const float* st, const Band& bd, const float* x, int64_t x_row, float scale, Row dst) {
+inline void keys_segment(const KeysPart* parts, int n, int j0, int j1, int64_t x_row, float scale, Row dst) {
   constexpr int DT = D / L, RK = std::max(1, 16 / DT);
-  const float* pt = st - int64_t(bd.cs) * L;
-  for (int j = bd.j0; j < bd.j1; j += RK) {
+  for (int j = j0; j < j1; j += RK) {
     vf acc[RK][DT];
-    keys_tile<RK, DT>(pt + int64_t(j) * L, x, x_row, bd.rows, acc);  // rows past j1: scratch, unused
-    for (int r = 0; r < RK && j + r < bd.j1; ++r) {
+    for (int r = 0; r < RK; ++r)
+      for (int t = 0; t < DT; ++t) acc[r][t] = vf{};
+    for (int p = 0; p < n; ++p)  // rows past j1: scratch, unused
+      keys_tile<RK, DT>(parts[p].pt + int64_t(j) * L, parts[p].x, x_row, parts[p].bd->rows, acc);
+    for (int r = 0; r < RK && j + r < j1; ++r) {
       bool first;
       float* row = dst(j + r, first);
       for (int t = 0; t < DT; ++t) store(row + t * L, (first ? vf{} : load(row + t * L)) + acc[r][t] * scale);
@@ -526,24 +536,50 @@ inline void add_to_keys(const float* st, const Band& bd, const float* x, int64_t
   }
 }
 
+// dK (P = dS, X = Q) or dV (P, dO) rows for the keys of n consecutive panels: the key range is cut
+// where a band begins or ends, and each piece is read and written once, summed over the panels
+// that reach it.
+template <int D, typename Row>
+inline void add_to_keys(const KeysPart* parts, int n, int64_t x_row, float scale, Row dst) {
+  int cut[2 * GROUP], m = 0;
+  for (int i = 0; i < n; ++i) {
+    cut[m++] = parts[i].bd->j0;
+    cut[m++] = parts[i].bd->j1;
+  }
+  std::sort(cut, cut + m);
+  for (int c = 0; c + 1 < m; ++c) {
+    if (cut[c] == cut[c + 1]) continue;
+    KeysPart reach[GROUP];
+    int count = 0;
+    for (int i = 0; i < n; ++i)
+      if (parts[i].bd->j0 <= cut[c] && cut[c + 1] <= parts[i].bd->j1) reach[count++] = parts[i];
+    keys_segment<D>(reach, count, cut[c], cut[c + 1], x_row, scale, dst);
+  }
+}
+
 struct BackScratch {
-  std::vector<float> qt, dot, st, dst;
+  std::vector<float> qt, dot, st[GROUP], dst[GROUP];  // P^T and dS^T of each panel of a group
   Packed k, v;
   explicit BackScratch(const Args& a)
-      : qt(size_t(a.D) * PANEL, 0.f), dot(size_t(a.D) * PANEL, 0.f), st(size_t(2 * a.w + PANEL + 32) * PANEL, 0.f),
-        dst(st.size(), 0.f), k(a.D, a.w), v(a.D, a.w) {}
+      : qt(size_t(a.D) * PANEL, 0.f), dot(size_t(a.D) * PANEL, 0.f), k(a.D, a.w), v(a.D, a.w) {
+    for (int i = 0; i < GROUP; ++i) {
+      st[i].assign(size_t(2 * a.w + PANEL + 32) * PANEL, 0.f);
+      dst[i].assign(st[i].size(), 0.f);
+    }
+  }
 };
 
+// One panel's backward up to dQ: leaves P^T (Z^T under dropout) in st and dS^T in dst, local key
+// rows of bd, for the dK and dV products (backward_panels).
 template <int D>
-void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared& sh) {
-  const Band bd(a, r0);
+void backward_panel(const Args& a, int b, int h, int r0, const Band& bd, BackScratch& sc, Shared& sh,
+                    float* st, float* dst) {
   const int w = a.w;
   const int64_t bh = int64_t(b) * a.H + h;
   const float* k = sc.k.rows<D>(at(a.k, a.ks, b, h, 0), a.ks[2], bh, bd.j0, bd.j1, a.N, w);
   const float* v = sc.v.rows<D>(at(a.v, a.vs, b, h, 0), a.vs[2], bh, bd.j0, bd.j1, a.N, w);
   const float* q = at(a.q, a.qs, b, h, r0);
   const float* dout = at(a.dout, a.dos, b, h, r0);
-  float *st = sc.st.data(), *dst = sc.dst.data();
   const float* saved = saved_panel<const float>(a.probs, a, bh, r0);
   if (!saved) {
     transpose_panel<D>(q, a.qs[2], bd.rows, a.scale, sc.qt.data());
@@ -591,16 +627,40 @@ void backward_panel(const Args& a, int b, int h, int r0, BackScratch& sc, Shared
   float scale[PANEL];
   std::fill(scale, scale + PANEL, a.scale);
   values<D>(k, D, dst, bd, w, at(a.dq, a.dqs, b, h, r0), a.dqs[2], scale);  // dQ = scale dS K
+}
+
+// The backward of n <= GROUP consecutive panels from r0: each panel's dQ, then dK and dV over
+// the keys of their bands, each key's row read and written once for the group.  Panel by panel,
+// each dK/dV row was read and written by every panel whose band reaches it, 2w / 16 + 1 times
+// (9 at w = 64), from L2: at N = 16384, w = 64 (1 thread) dK and dV took 62 of the backward's
+// 139 Mcycles, 47-50 with their rows redirected to an L1 scratch.  Interleaved A/B, 2 threads, backward medians: 16384 x 64 31.2 -> 28.0 ms
+// (groups of 2: 29.7), w = 16 14.6 -> 13.7, w = 256 109.3 -> 100.3, 65536 x 64 128 -> 114;
+// groups of 8: no faster at w = 64 and 8% slower at w = 256, their P^T and dS^T out of L2.
+template <int D>
+void backward_panels(const Args& a, int b, int h, int r0, int n, BackScratch& sc, Shared& sh) {
+  Band bd[GROUP];
+  for (int i = 0; i < n; ++i) {
+    bd[i] = Band(a, r0 + i * PANEL);
+    backward_panel<D>(a, b, h, r0 + i * PANEL, bd[i], sc, sh, sc.st[i].data(), sc.dst[i].data());
+  }
+  const int64_t bh = int64_t(b) * a.H + h;
   float* dk = at(a.dk, a.dks, b, h, 0);
   float* dv = at(a.dv, a.dvs, b, h, 0);
-  // Keys before the band of the panel before (which ends at r0 + w) were reached before.
-  const int fresh = r0 == 0 ? 0 : r0 + w;
-  add_to_keys<D>(dst, bd, q, a.qs[2], a.scale, [&](int j, bool& first) {
+  const float* q = at(a.q, a.qs, b, h, r0);
+  const float* dout = at(a.dout, a.dos, b, h, r0);
+  KeysPart dk_parts[GROUP], dv_parts[GROUP];
+  for (int i = 0; i < n; ++i) {
+    dk_parts[i] = KeysPart{sc.dst[i].data() - int64_t(bd[i].cs) * L, &bd[i], q + int64_t(i) * PANEL * a.qs[2]};
+    dv_parts[i] = KeysPart{sc.st[i].data() - int64_t(bd[i].cs) * L, &bd[i], dout + int64_t(i) * PANEL * a.dos[2]};
+  }
+  // Keys before the band of the panel before the group (which ends at r0 + w) were reached before.
+  const int fresh = r0 == 0 ? 0 : r0 + a.w;
+  add_to_keys<D>(dk_parts, n, a.qs[2], a.scale, [&](int j, bool& first) {
     const int s = sh.slot(bh, j);
     first = s < 0 && j >= fresh;
     return s < 0 ? dk + int64_t(j) * a.dks[2] : sh.dk.data() + size_t(s) * D;
   });
-  add_to_keys<D>(st, bd, dout, a.dos[2], 1.f, [&](int j, bool& first) {
+  add_to_keys<D>(dv_parts, n, a.dos[2], 1.f, [&](int j, bool& first) {
     const int s = sh.slot(bh, j);
     first = s < 0 && j >= fresh;
     return s < 0 ? dv + int64_t(j) * a.dvs[2] : sh.dv.data() + size_t(s) * D;
@@ -620,9 +680,12 @@ void run(const Args& a, int threads, bool backward) {
     if (backward) {
       BackScratch sc(a);
       shared[t].init(a, first, last, panels);
-      for (int64_t item = first; item < last; ++item) {
+      for (int64_t item = first; item < last;) {
         const int64_t bh = item / panels;
-        backward_panel<D>(a, int(bh / a.H), int(bh % a.H), int(item % panels) * PANEL, sc, shared[t]);
+        int n = 1;  // the group: this thread's next panels of the same sequence and head
+        while (n < GROUP && item + n < last && (item + n) % panels != 0) ++n;
+        backward_panels<D>(a, int(bh / a.H), int(bh % a.H), int(item % panels) * PANEL, n, sc, shared[t]);
+        item += n;
       }
     } else {
       Scratch sc(a);
