@@ -493,7 +493,7 @@ struct Shared {
   }
 };
 
-// acc[r, :] = sum_i X[i, :] P[j0 + r, i] over the panel's rows: RK key rows x D, one load of X's
+// acc[r, :] += sum_i X[i, :] P[j0 + r, i] over one panel's rows: RK key rows x D, one load of X's
 // row and RK broadcasts of P^T per query.
 template <int RK, int DT>
 inline void keys_tile(const float* pt, const float* x, int64_t x_row, int rows, vf (&acc)[RK][DT]) {
@@ -633,9 +633,10 @@ void backward_panel(const Args& a, int b, int h, int r0, const Band& bd, BackScr
 // the keys of their bands, each key's row read and written once for the group.  Panel by panel,
 // each dK/dV row was read and written by every panel whose band reaches it, 2w / 16 + 1 times
 // (9 at w = 64), from L2: at N = 16384, w = 64 (1 thread) dK and dV took 62 of the backward's
-// 139 Mcycles, 47-50 with their rows redirected to an L1 scratch.  Interleaved A/B, 2 threads, backward medians: 16384 x 64 31.2 -> 28.0 ms
-// (groups of 2: 29.7), w = 16 14.6 -> 13.7, w = 256 109.3 -> 100.3, 65536 x 64 128 -> 114;
-// groups of 8: no faster at w = 64 and 8% slower at w = 256, their P^T and dS^T out of L2.
+// 139 Mcycles, 47-50 with their rows redirected to an L1 scratch.  Interleaved A/B, 2 threads,
+// backward medians: 16384 x 64 31.2 -> 28.0 ms (groups of 2: 29.7), w = 16 14.6 -> 13.7,
+// w = 256 109.3 -> 100.3, 65536 x 64 128 -> 114; groups of 8: no faster at w = 64 and 8% slower
+// at w = 256.
 template <int D>
 void backward_panels(const Args& a, int b, int h, int r0, int n, BackScratch& sc, Shared& sh) {
   Band bd[GROUP];
