@@ -228,12 +228,13 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
         times.append(time.perf_counter() - start)
     beside.append(gemm())
     ms = statistics.median(times) * 1e3
-    gflops = useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3)
-    gemm_beside = statistics.median(beside)
+    # Rates rounded as reported, and the share computed from them, as peak_fraction is (benchmark).
+    gflops = round(useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3), 1)
+    gemm_beside = round(statistics.median(beside), 1)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
             "device": device, "kernel": _kernel(impl, device, backward), "ms": round(ms, 2), "peak_mb": peak_mb,
-            "gflops": round(gflops, 1), "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
-            "gemm_gflops_beside": round(gemm_beside, 1), "beside_fraction": round(gflops / gemm_beside, 3)}
+            "gflops": gflops, "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
+            "gemm_gflops_beside": gemm_beside, "beside_fraction": round(gflops / gemm_beside, 3)}
 
 
 def _kernel(impl: str, device: str, backward: bool = False) -> str:
