@@ -645,27 +645,24 @@ void backward_panels(const Args& a, int b, int h, int r0, int n, BackScratch& sc
     backward_panel<D>(a, b, h, r0 + i * PANEL, bd[i], sc, sh, sc.st[i].data(), sc.dst[i].data());
   }
   const int64_t bh = int64_t(b) * a.H + h;
-  float* dk = at(a.dk, a.dks, b, h, 0);
-  float* dv = at(a.dv, a.dvs, b, h, 0);
-  const float* q = at(a.q, a.qs, b, h, r0);
-  const float* dout = at(a.dout, a.dos, b, h, r0);
-  KeysPart dk_parts[GROUP], dv_parts[GROUP];
-  for (int i = 0; i < n; ++i) {
-    dk_parts[i] = KeysPart{sc.dst[i].data() - int64_t(bd[i].cs) * L, &bd[i], q + int64_t(i) * PANEL * a.qs[2]};
-    dv_parts[i] = KeysPart{sc.st[i].data() - int64_t(bd[i].cs) * L, &bd[i], dout + int64_t(i) * PANEL * a.dos[2]};
-  }
   // Keys before the band of the panel before the group (which ends at r0 + w) were reached before.
   const int fresh = r0 == 0 ? 0 : r0 + a.w;
-  add_to_keys<D>(dk_parts, n, a.qs[2], a.scale, [&](int j, bool& first) {
-    const int s = sh.slot(bh, j);
-    first = s < 0 && j >= fresh;
-    return s < 0 ? dk + int64_t(j) * a.dks[2] : sh.dk.data() + size_t(s) * D;
-  });
-  add_to_keys<D>(dv_parts, n, a.dos[2], 1.f, [&](int j, bool& first) {
-    const int s = sh.slot(bh, j);
-    first = s < 0 && j >= fresh;
-    return s < 0 ? dv + int64_t(j) * a.dvs[2] : sh.dv.data() + size_t(s) * D;
-  });
+  // out(j) += scale * sum_i P[j, i] X[i] over the group, P^T in pt[i] for panel i; rows another
+  // thread may also write go to this thread's buffer `shared` instead.
+  auto add = [&](const std::vector<float>* pt, const float* x, int64_t x_row, float scale, float* out,
+                 int64_t out_row, std::vector<float>& shared) {
+    KeysPart parts[GROUP];
+    for (int i = 0; i < n; ++i)
+      parts[i] = KeysPart{pt[i].data() - int64_t(bd[i].cs) * L, &bd[i], x + int64_t(i) * PANEL * x_row};
+    add_to_keys<D>(parts, n, x_row, scale, [&](int j, bool& first) {
+      const int s = sh.slot(bh, j);
+      first = s < 0 && j >= fresh;
+      return s < 0 ? out + int64_t(j) * out_row : shared.data() + size_t(s) * D;
+    });
+  };
+  // dK = scale dS^T Q, dV = P^T dO
+  add(sc.dst, at(a.q, a.qs, b, h, r0), a.qs[2], a.scale, at(a.dk, a.dks, b, h, 0), a.dks[2], sh.dk);
+  add(sc.st, at(a.dout, a.dos, b, h, r0), a.dos[2], 1.f, at(a.dv, a.dvs, b, h, 0), a.dvs[2], sh.dv);
 }
 
 template <int D>
