@@ -61,11 +61,12 @@ def attention_cli(
                        processes=processes)
     if fmt == "json":
         gemm = {"impl": "gemm", "gflops": report["gemm_gflops"], "lowest_gflops": report["gemm_gflops_lowest"],
-                "processes": processes}
+                "backends": report["gemm_backends"], "processes": processes}
         write(json.dumps(report["results"] + [gemm]) + "\n")
     else:
         each = f" (each the median of {processes} processes)" if processes > 1 else ""
-        out.print(f"fp32 GEMM peak in this run: {report['gemm_gflops']} GFLOP/s (slowest re-measurement: "
+        libraries = f" ({', '.join(report['gemm_backends'])})" if report["gemm_backends"] else ""
+        out.print(f"fp32 GEMM peak in this run{libraries}: {report['gemm_gflops']} GFLOP/s (slowest re-measurement: "
                   f"{report['gemm_gflops_lowest']}; far below the peak means a disturbed run); share of it{each}:")
         for r in report["results"]:
             out.print(line(r, share=True), soft_wrap=True)

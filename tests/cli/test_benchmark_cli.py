@@ -1,6 +1,7 @@
 """`seqattn benchmark attention`: the JSON contract (values are measured, never asserted on speed)."""
 
 import json
+import re
 
 import pytest
 
@@ -19,6 +20,28 @@ def test_attention_benchmark_json_has_every_field():
         assert r["length"] == 256 and r["window"] == 4 and r["ms"] > 0
     gemm = [r for r in rows if r["impl"] == "gemm"][0]
     assert gemm["gflops"] >= gemm["lowest_gflops"] > 0
+    # The library whose GEMM was the faster in each child (see test_each_gemm_candidate_...).
+    assert set(gemm["backends"]) == {r["gemm_backend"] for r in measured} and set(gemm["backends"]) <= {"BLAS", "oneDNN"}
+
+
+def test_each_gemm_candidate_computes_the_whole_product():
+    """The peak is the faster of torch's GEMM libraries; each must do a full size^3 matmul, or its
+    rate (2 size^3 / time) would be a fiction.  oneDNN's linear computes a @ b^T."""
+    import torch
+
+    from seqattn.bench.attention import _gemm, gemm_candidates
+
+    torch.manual_seed(0)
+    a, b = torch.randn(96, 96), torch.randn(96, 96)
+    candidates = gemm_candidates(a, b)
+    assert "BLAS" in candidates and set(candidates) <= {"BLAS", "oneDNN"}
+    expected = {"BLAS": a @ b, "oneDNN": a @ b.T}
+    for name, matmul in candidates.items():
+        out = matmul()
+        out = out.to_dense() if out.is_mkldnn else out
+        torch.testing.assert_close(out, expected[name], rtol=1e-5, atol=1e-4, msg=name)
+    once = _gemm(64)
+    assert once.backend in candidates and once() > 0
 
 
 def test_dense_is_skipped_where_it_cannot_fit_and_bad_impl_is_an_error():
@@ -107,7 +130,7 @@ def test_pretty_output_gives_each_share_of_the_peak_at_the_end():
     proc = seqattn("benchmark", "attention", "-n", "128", "-w", "4", "--impl", "seqattn", "--format", "pretty")
     assert proc.returncode == 0, proc.stderr
     text = proc.stdout.decode()
-    progress, summary = text.split("fp32 GEMM peak in this run:")
+    progress, summary = re.split(r"fp32 GEMM peak in this run \((?:BLAS|oneDNN)\):", text)
     assert "GFLOP/s" in progress and "%" not in progress
     assert summary.count("%") == 2 and "of the GEMMs beside it" in summary and "N=   128 w=  4 seqattn" in summary
 
