@@ -152,8 +152,9 @@ def dense_attention(
     return out, weights
 
 
-def default_block_size(window: int) -> int:
-    """Query block size for the banded layout: 16 for w <= 16, else 32.
+def default_block_size(window: int, device: torch.device | str | None = None) -> int:
+    """Query block size for the banded layout: on the CPU 16 for w <= 16, else 32; on a CUDA
+    device 64 for w <= 64, else 128.
 
     Each block of B queries reads B + 2w keys, so the work is N (B + 2w) against the useful
     N (2w + 1): small blocks waste less, but SDPA's CPU kernel works on tiles of 32 queries and
@@ -162,7 +163,14 @@ def default_block_size(window: int) -> int:
     w = 16, 32 for w = 64 and 32-64 for w = 256, at every N (the old rule B = w, up to 128, was
     up to 1.4x slower at w >= 64).  N only decides whether the banded layout is used at all:
     sequences with N <= B + 2w take one full SDPA call (``fused_attention``).
+
+    On a GPU each SDPA call has a fixed cost and larger tiles pay: measured on an H200 (fp32,
+    4 heads of 64, N in {16384, 65536}, w in {16, 64, 256}; docs/performance.md, "On a GPU"),
+    these sizes made the forward and the training step 1.5-2.0x faster than the CPU's 16-32 at
+    N = 65536 (w = 256: training step 15.5 -> 7.7 ms with B = 128); B = 256 gained nothing more.
     """
+    if device is not None and torch.device(device).type == "cuda":
+        return 64 if window <= 64 else 128
     return 16 if window <= 16 else 32
 
 
@@ -405,7 +413,9 @@ def fused_attention(
     _check_qkv(q, k, v, window)
     bsz, heads, n, d_head = q.shape
     dropout_p = dropout
-    if window is None or n <= (block or default_block_size(window)) + 2 * window:
+    if window is not None:
+        block = block or default_block_size(window, q.device)
+    if window is None or n <= block + 2 * window:
         allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
         if key_padding_mask is not None:
             allowed = allowed & ~key_padding_mask[:, None, None, :]
@@ -421,7 +431,6 @@ def fused_attention(
     out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias, dropout)
     if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py), with its backward
         return out
-    block = block or default_block_size(window)
     n_blocks = -(-n // block)
     span = block + 2 * window
     slot = torch.arange(span, device=q.device)[None, :] - torch.arange(block, device=q.device)[:, None]

@@ -165,6 +165,41 @@ def test_fused_path_gradients_for_any_block_size(window, block):
         assert (a - b).abs().max() <= 1e-9
 
 
+def test_default_block_size_is_larger_on_a_gpu():
+    """The GPU's rule (measured on an H200, docs/performance.md) leaves the CPU's alone."""
+    from seqattn.nn.attention import default_block_size
+
+    assert [default_block_size(w) for w in (16, 17, 64, 256)] == [16, 32, 32, 32]
+    assert [default_block_size(w, "cpu") for w in (16, 64)] == [16, 32]
+    assert [default_block_size(w, torch.device("cuda", 0)) for w in (16, 64, 65, 256)] == [64, 64, 128, 128]
+
+
+@pytest.mark.parametrize("window,block", [(16, 64), (64, 64), (65, 128)])
+def test_fused_path_with_the_gpu_block_sizes_equals_dense_with_padding_and_bias(window, block, monkeypatch):
+    """The block sizes a GPU takes by default, on the CPU's torch path: training (window copies)
+    and inference (strided views), padding and relative bias included, gradients too."""
+    from seqattn.nn.attention import fused_attention
+
+    monkeypatch.setenv("SEQATTN_NATIVE", "0")  # the torch path, which CUDA tensors take
+    n = block + 2 * window + 150  # more than one block plus its band: the banded layout
+    q, k, v = _qkv(n=n)
+    bias = torch.randn(3, 2 * window + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    pad = torch.zeros(2, n, dtype=torch.bool)
+    pad[1, n // 2:] = True  # its last queries see no key in their band: zero rows
+    leaves = [t.clone().requires_grad_() for t in (q, k, v, bias)]
+    dense, _ = dense_attention(*leaves[:3], window=window, key_padding_mask=pad, relative_bias=leaves[3])
+    fast = fused_attention(*leaves[:3], window=window, key_padding_mask=pad, relative_bias=leaves[3], block=block)
+    assert (fast - dense).abs().max() <= 1e-10
+    probe = torch.randn_like(dense)
+    for a, b in zip(torch.autograd.grad((dense * probe).sum(), leaves),
+                    torch.autograd.grad((fast * probe).sum(), leaves)):
+        assert (a - b).abs().max() <= 1e-9
+    with torch.no_grad():  # one sequence: K and V read in place (``_banded_sdpa_views``)
+        views = fused_attention(q[1:], k[1:], v[1:], window=window, key_padding_mask=pad[1:], relative_bias=bias,
+                                block=block)
+    assert (views - dense[1:]).abs().max() <= 1e-10
+
+
 @pytest.mark.parametrize("b,n,window,block", [(3, 200, 3, 4), (3, 130, 10, 4), (3, 97, 40, 2), (3, 150, 2, 4),
                                                (1, 64, 16, 16), (1, 200, 20, 32), (3, 64, 16, 16)])
 def test_inference_views_path_equals_dense_reference_with_padding(b, n, window, block, monkeypatch):
