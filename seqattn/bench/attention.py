@@ -46,6 +46,7 @@ IMPLS = ("seqattn", "blocks", "dense", "flex")
 MIN_TIMED_S, MAX_CALLS = 1.0, 500  # timed calls per measurement: >= repeats, and >= 1 s where they are short
 GEMM_EVERY_S = 0.2  # a GEMM between the timed calls every this many seconds of them (``gemm_gflops_beside``)
 SETTLE_MAX_CALLS, SETTLE_MAX_S = 10, 5.0  # untimed calls before the timed ones, until the heap stops growing
+GEMM_SIZE_CPU, GEMM_SIZE_CUDA = 2048, 8192  # the square fp32 matmul whose rate is the peak (``_gemm``)
 
 
 def useful_gflop(n: int, window: int, heads: int, d_head: int) -> float:
@@ -90,6 +91,20 @@ def call_peak_mb(call) -> float:
     return max(0.0, hwm_kb / 1024 - base)
 
 
+def cuda_call_peak_mb(call) -> float:
+    """Peak GPU memory (MB) that one run of ``call()`` allocates above what was allocated before it
+    (``torch.cuda.max_memory_allocated`` after ``reset_peak_memory_stats``; the caching
+    allocator's reserve is not counted)."""
+    import torch
+
+    torch.cuda.synchronize()
+    torch.cuda.reset_peak_memory_stats()
+    base = torch.cuda.memory_allocated()
+    call()
+    torch.cuda.synchronize()
+    return max(0.0, (torch.cuda.max_memory_allocated() - base) / 2**20)
+
+
 def keep_freed_memory() -> bool:
     """Ask glibc's malloc never to return memory to the OS (M_MMAP_MAX 0, M_TRIM_THRESHOLD 2^31-1).
 
@@ -102,10 +117,12 @@ def keep_freed_memory() -> bool:
         return False
 
 
-def _gemm(size: int = 2048):
+def _gemm(size: int | None = None):
     """A function that runs one size^3 fp32 matmul (on the GPU where torch sees one) with the
     fastest of torch's GEMM libraries here and returns its rate in GFLOP/s; its ``backend``
-    attribute names the library.
+    attribute names the library.  ``size`` defaults to ``GEMM_SIZE_CPU`` (2048) on the CPU and
+    ``GEMM_SIZE_CUDA`` (8192) on a GPU, where a 2048^3 product takes a fraction of a millisecond
+    and the timer's own overhead would show in its rate.
 
     On the CPU torch has two: ``a @ b`` goes to its BLAS (MKL in the x86 wheels), and oneDNN runs
     ``mkldnn_linear`` (a @ b^T, the same FLOPs; what ``torch.utils.mkldnn``'s Linear calls).
@@ -117,6 +134,7 @@ def _gemm(size: int = 2048):
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    size = size or (GEMM_SIZE_CUDA if device == "cuda" else GEMM_SIZE_CPU)
     a, b = torch.randn(size, size, device=device), torch.randn(size, size, device=device)
     candidates = gemm_candidates(a, b)
 
@@ -157,7 +175,7 @@ def gemm_candidates(a, b) -> dict:
     return candidates
 
 
-def gemm_gflops(size: int = 2048, repeats: int = 5) -> float:
+def gemm_gflops(size: int | None = None, repeats: int = 5) -> float:
     """fp32 matmul rate (GFLOP/s) of this process's torch threads (or of the GPU, where torch sees
     one): the machine's practical peak, the best of ``repeats`` calls of the faster of torch's
     GEMM libraries (see ``_gemm``)."""
@@ -188,15 +206,17 @@ def settle(call, max_calls: int = SETTLE_MAX_CALLS, max_s: float = SETTLE_MAX_S)
 
 
 def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, repeats: int = 5,
-            backward: bool = False) -> dict:
-    """Median time (ms) and extra peak RSS (MB) of one implementation, in this process, with the
-    GEMM rates in it: the best seen (``gemm_gflops``) and the median of those timed between the
+            backward: bool = False, block: int | None = None) -> dict:
+    """Median time (ms) and extra peak memory (MB) of one implementation, in this process, with
+    the GEMM rates in it: the best seen (``gemm_gflops``) and the median of those timed between the
     kernel's calls (``gemm_gflops_beside``, and the kernel's share of it, ``beside_fraction``).
 
     ``backward``: time a training step (forward, then backward of a fixed random gradient of the
-    output; gradients reset to None first) instead of the forward alone.  The timed calls come
-    after one warm-up call, the memory measurement and ``settle``.  Uses CUDA when torch
-    sees a GPU (peak_mb is then CPU memory only).
+    output; gradients reset to None first) instead of the forward alone.  ``block``: the query
+    block size of seqattn's torch path (None: its own choice; the result then has no ``block``).
+    The timed calls come after one warm-up call, the memory measurement and ``settle``.  Uses
+    CUDA when torch sees a GPU; ``peak_mb`` is then what one call adds to the GPU's allocated
+    memory (``torch.cuda.max_memory_allocated``), on the CPU what it adds to the RSS.
 
     Raises:
         ValueError: unknown impl, or flex with backward (no CPU backward in torch 2.13).
@@ -215,7 +235,7 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
         os.environ["SEQATTN_NATIVE"] = "0"  # read on every call by seqattn.nn.native.available
     if impl in ("seqattn", "blocks"):
         def forward():
-            return fused_attention(q, k, v, window=window)
+            return fused_attention(q, k, v, window=window, block=block)
     elif impl == "dense":
         mask = torch.zeros(n, n, device=device).masked_fill(~band_mask(n, n, window, device), -1e9)
 
@@ -249,7 +269,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
 
     step()  # warm-up (and compilation for flex)
     q.grad = k.grad = v.grad = None  # freed before the trim, so that the call's own gradients count
-    peak_mb = round(call_peak_mb(step), 1)  # one call's memory above the inputs (one-off costs paid above)
+    # One call's memory above the inputs (one-off costs paid above).
+    peak_mb = round(cuda_call_peak_mb(step) if device == "cuda" else call_peak_mb(step), 1)
     settle(step)  # untimed calls until the heap stops growing
     gemm = _gemm()
     times, beside = [], []
@@ -269,7 +290,7 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     gflops = round(useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3), 1)
     gemm_beside = round(statistics.median(beside), 1)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
-            "device": device, "kernel": _kernel(impl, device, backward), "ms": round(ms, 2), "peak_mb": peak_mb,
+            **({"block": block} if block else {}), "device": device, "kernel": _kernel(impl, device, backward), "ms": round(ms, 2), "peak_mb": peak_mb,
             "gflops": gflops, "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
             "gemm_gflops_beside": gemm_beside, "beside_fraction": round(gflops / gemm_beside, 3),
             "gemm_backend": gemm.backend}
