@@ -171,3 +171,30 @@ def test_speed_of_speech_and_graph_models(tiny_speech_dir, tone_manifests, tiny_
 def test_speed_errors_are_one_line_with_exit_2(args, message):
     proc = seqattn("benchmark", "speed", *args)
     assert proc.returncode == 2 and message in proc.stderr and proc.stderr.count(b"\n") == 1
+
+
+def test_measure_takes_the_torch_paths_block_size(monkeypatch):
+    """benchmarks/gpu_attention.py compares query-block sizes through ``measure(block=...)``."""
+    from seqattn.bench import attention as bench
+
+    monkeypatch.setattr(bench, "MIN_TIMED_S", 0.05)
+    monkeypatch.setenv("SEQATTN_NATIVE", "1")  # measure("blocks") sets it to 0 for the process
+    result = bench.measure("blocks", 256, 4, repeats=2, block=8)
+    assert result["block"] == 8 and result["kernel"] == "torch" and result["ms"] > 0
+    assert "block" not in bench.measure("dense", 64, 4, repeats=2)
+
+
+def test_gpu_benchmark_without_a_gpu_says_so_in_one_line(tmp_path):
+    import subprocess
+    import sys
+
+    import torch
+
+    from tests.conftest import ROOT
+
+    if torch.cuda.is_available():
+        pytest.skip("torch sees a GPU here: the script would measure it")
+    proc = subprocess.run([sys.executable, "benchmarks/gpu_attention.py", str(tmp_path / "out")], cwd=ROOT,
+                          capture_output=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr == b"gpu_attention: torch sees no CUDA device\n"
+    assert not (tmp_path / "out").exists()
