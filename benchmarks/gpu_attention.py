@@ -176,6 +176,7 @@ def main() -> int:
             if device == "cuda":
                 torch.cuda.empty_cache()
         report["results"].append(emit(result))
+    lines.close()
     (args.out / "gpu_attention.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
