@@ -46,16 +46,14 @@ def flex_banded(q, k, v, window: int, key_padding_mask=None, relative_bias=None)
     from torch.nn.attention.flex_attention import create_block_mask, flex_attention
 
     bsz, _, n, _ = q.shape
-    if key_padding_mask is None:
-        def mask_mod(b, h, q_idx, kv_idx):
-            return (q_idx - kv_idx).abs() <= window
-        block_mask = create_block_mask(mask_mod, None, None, n, n, device=q.device)
-    else:
-        valid = ~key_padding_mask
+    valid = None if key_padding_mask is None else ~key_padding_mask
 
-        def mask_mod(b, h, q_idx, kv_idx):
-            return ((q_idx - kv_idx).abs() <= window) & valid[b, kv_idx]
-        block_mask = create_block_mask(mask_mod, bsz, None, n, n, device=q.device)
+    def mask_mod(b, h, q_idx, kv_idx):
+        band = (q_idx - kv_idx).abs() <= window
+        return band if valid is None else band & valid[b, kv_idx]
+
+    # One mask for every sequence unless padding makes them differ.
+    block_mask = create_block_mask(mask_mod, None if valid is None else bsz, None, n, n, device=q.device)
     score_mod = None
     if relative_bias is not None:
         def score_mod(score, b, h, q_idx, kv_idx):
@@ -164,7 +162,7 @@ def main() -> int:
             emit({"stopped": f"budget of {args.budget_s:.0f} s spent", "left": len(plan) - done})
             break
         head = {"length": n, "window": w, "impl": impl, "pass": "forward+backward" if backward else "forward"}
-        if impl == "dense" and 4 * n * n * (3.0 if backward else 1.5) > bench.DENSE_LIMIT_BYTES:
+        if impl == "dense" and bench.dense_bytes(n, backward) > bench.DENSE_LIMIT_BYTES:
             continue  # the N x N scores: 24 GiB and more at N = 65536
         try:
             if impl == "flex":

@@ -290,7 +290,8 @@ def measure(impl: str, n: int, window: int, heads: int = 4, d_head: int = 64, re
     gflops = round(useful_gflop(n, window, heads, d_head) * (3 if backward else 1) / (ms / 1e3), 1)
     gemm_beside = round(statistics.median(beside), 1)
     return {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward",
-            **({"block": block} if block else {}), "device": device, "kernel": _kernel(impl, device, backward), "ms": round(ms, 2), "peak_mb": peak_mb,
+            **({"block": block} if block else {}), "device": device, "kernel": _kernel(impl, device, backward),
+            "ms": round(ms, 2), "peak_mb": peak_mb,
             "gflops": gflops, "gemm_gflops": round(max(beside + [gemm() for _ in range(3)]), 1),
             "gemm_gflops_beside": gemm_beside, "beside_fraction": round(gflops / gemm_beside, 3),
             "gemm_backend": gemm.backend}
@@ -309,12 +310,17 @@ def _kernel(impl: str, device: str, backward: bool = False) -> str:
     return "torch"
 
 
+def dense_bytes(n: int, backward: bool = False) -> float:
+    """Estimated memory (bytes) of dense SDPA with a band mask: the float N x N mask plus SDPA's
+    working memory (1.33 GB measured at N = 16384 forward); a training step also keeps the scores
+    for the backward.  Beyond ``DENSE_LIMIT_BYTES`` the benchmarks skip it."""
+    return 4 * n * n * (3.0 if backward else 1.5)
+
+
 def run_child(impl: str, n: int, window: int, timeout_s: float = 600, backward: bool = False) -> dict:
     """``measure`` in a fresh process; a skip or failure comes back as a dict with ``skipped``."""
     head = {"length": n, "window": window, "impl": impl, "pass": "forward+backward" if backward else "forward"}
-    # The float N x N mask plus SDPA's working memory: 1.33 GB measured at N = 16384 forward;
-    # a training step also keeps the scores for the backward.
-    need = 4 * n * n * (3.0 if backward else 1.5)
+    need = dense_bytes(n, backward)
     if impl == "dense" and need > DENSE_LIMIT_BYTES:
         return {**head, "skipped": f"N x N mask and scores need about {need / 2**30:.0f} GiB"}
     try:
