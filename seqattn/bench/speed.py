@@ -42,7 +42,7 @@ def model_task(name_or_path: str) -> str:
                          f"nor a model directory with a readable {CONFIG}") from None
 
 
-def _tagger_runner(model: str, data: Path, precision: str):
+def _tagger_runner(model: str, data: Path, precision: str | None, device: str):
     from seqattn.readers.conllu import read_conllu
     from seqattn.readers.text import iter_items, open_text
     from seqattn.tasks.tagging import load_tagger
@@ -54,47 +54,50 @@ def _tagger_runner(model: str, data: Path, precision: str):
             sentences = [item.words for item in iter_items(lines, "text") if not item.is_break]
     if not sentences:
         raise InputError(f"{data}: no words to tag")
-    tagger = load_tagger(model, precision)
+    tagger = load_tagger(model, precision, device)
     tagger.predict(sentences[:64])  # warm-up
-    return (lambda: tagger.predict(sentences)), sum(map(len, sentences))
+    return (lambda: tagger.predict(sentences)), sum(map(len, sentences)), tagger.precision, tagger.device
 
 
-def _speech_runner(model: str, data: Path, precision: str):
+def _speech_runner(model: str, data: Path, precision: str | None, device: str):
     from seqattn.readers.audio import audio_info
     from seqattn.tasks.speech import load_speech_model, read_manifest, recognise
 
     clips = [row.path for row in read_manifest(data)] if data.suffix == ".tsv" else [data]
     seconds = sum(audio_info(clip).duration_s for clip in clips)
-    loaded = load_speech_model(model)
+    loaded = load_speech_model(model, device)
     recognise(loaded, clips[0])  # warm-up
-    return (lambda: [recognise(loaded, clip) for clip in clips]), seconds
+    return (lambda: [recognise(loaded, clip) for clip in clips]), seconds, "fp32", loaded.device
 
 
-def _graph_runner(model: str, data: Path, precision: str):
+def _graph_runner(model: str, data: Path, precision: str | None, device: str):
     from seqattn.readers.graph import read_graph
     from seqattn.tasks.graph import load_node_classifier
 
     graph = read_graph(str(data))
-    classifier = load_node_classifier(model)
+    classifier = load_node_classifier(model, device)
     classifier.predict(graph)  # warm-up
-    return (lambda: classifier.predict(graph)), graph.n_nodes
+    return (lambda: classifier.predict(graph)), graph.n_nodes, "fp32", classifier.device
 
 
 RUNNERS = {"tagger": _tagger_runner, "speech": _speech_runner, "graph": _graph_runner}
 
 
-def speed(model: str, data: str | Path, repeats: int = 3, precision: str = "int8") -> dict:
+def speed(model: str, data: str | Path, repeats: int = 3, precision: str | None = None, device: str = "cpu") -> dict:
     """Measure a model's throughput on ``data`` (see the module docstring for units and data).
 
     Args:
-        precision: for taggers, "int8" (what ``seqattn tag`` uses) or "fp32".
+        precision: for taggers, "int8", "fp32" or None (what ``seqattn tag`` uses: int8 on the
+            CPU, fp32 on a GPU); other models run in fp32.
+        device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device).  Outputs come back to
+            the CPU in every run, so a GPU's runs are timed to their end.
     Returns:
         {"model", "task", "data", "unit", "units", "per_second" (median over runs),
          "runs" (rate of each run), "load_seconds" (reading the data, loading and warming up
-         the model), "threads", "precision"}
+         the model), "threads", "precision", "device"}
     Raises:
-        InputError: unreadable data, repeats < 1; ModelError: an unknown model or one of a task
-        without a speed benchmark.
+        InputError: unreadable data, repeats < 1, an unknown device or one torch does not see;
+        ModelError: an unknown model or one of a task without a speed benchmark.
     """
     import torch
 
@@ -107,7 +110,7 @@ def speed(model: str, data: str | Path, repeats: int = 3, precision: str = "int8
     if task not in RUNNERS:
         raise ModelError(f"{model}: no speed benchmark for {task} models (known: {', '.join(RUNNERS)})")
     start = time.perf_counter()
-    run, units = RUNNERS[task](model, data, precision)
+    run, units, precision, place = RUNNERS[task](model, data, precision, device)
     load_seconds = time.perf_counter() - start
     rates = []
     with torch.inference_mode():
@@ -118,4 +121,4 @@ def speed(model: str, data: str | Path, repeats: int = 3, precision: str = "int8
     return {"model": model, "task": task, "data": str(data), "unit": UNITS[task], "units": round(units, 2),
             "per_second": round(statistics.median(rates), 1), "runs": [round(r, 1) for r in rates],
             "load_seconds": round(load_seconds, 2), "threads": torch.get_num_threads(),
-            "precision": precision if task == "tagger" else "fp32"}
+            "precision": precision, "device": str(place)}

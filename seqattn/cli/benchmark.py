@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from seqattn.models.device import DEVICE_HELP
+
 benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format json).", no_args_is_help=True)
 
 
@@ -78,7 +80,9 @@ def speed_cli(
     data: Path = typer.Option(..., "--data", "-d", help="Tagger: CoNLL-U or text; speech: a clip or a "
                               "manifest TSV; graph: what 'seqattn graph' reads."),
     repeats: int = typer.Option(3, "--repeats", help="Timed passes over the data (the median is reported)."),
-    precision: str = typer.Option("int8", "--precision", help="Taggers: int8 (as 'seqattn tag') | fp32."),
+    precision: Optional[str] = typer.Option(None, "--precision", help="Taggers: int8 | fp32 (default: as 'seqattn "
+                                            "tag', int8 on the CPU and fp32 on a GPU).", show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
 ) -> None:
     """End-to-end throughput of a model on real data (words/s, x real time, nodes/s), like spacy benchmark speed."""
@@ -86,16 +90,20 @@ def speed_cli(
 
     from seqattn.bench.speed import speed
     from seqattn.cli.common import choose_format, write
+    from seqattn.models.device import check_device
     from seqattn.models.precision import check_precision
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
-    check_precision(precision)
-    result = speed(model, data, repeats, precision)
+    if precision is not None:
+        check_precision(precision)
+    check_device(device)
+    result = speed(model, data, repeats, precision, device)
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:
         unit = "x real time" if result["unit"] == "audio_seconds" else f"{result['unit']}/s"
-        write(f"{result['model']} ({result['task']}, {result['precision']}, {result['threads']} threads) on "
+        where = f"{result['threads']} threads" if result["device"] == "cpu" else result["device"]
+        write(f"{result['model']} ({result['task']}, {result['precision']}, {where}) on "
               f"{result['data']}: {result['per_second']:,.1f} {unit} (median of {len(result['runs'])} runs over "
               f"{result['units']:,} {result['unit'].replace('_', ' ')}); loading took {result['load_seconds']} s\n")
 

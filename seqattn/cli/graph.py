@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from seqattn.models.device import DEVICE_HELP
+
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: node<TAB>class<TAB>probability) | jsonl"
 GRAPH_HELP = ("A Planetoid-layout directory (features.npz, labels.txt, edges.txt, *_idx.txt) or a graph file: "
               "edge list (.tsv/.txt/.csv: source target [weight]), node-link .json, .graphml or .gml.")
@@ -25,6 +27,7 @@ def graph_cli(
     attention: Optional[str] = typer.Option(None, "--attention", help="Show this node's neighbours and the "
                                             "weight each layer's heads give them.", show_default=False),
     directed: bool = typer.Option(False, "--directed", help="Read an edge list as directed (a b: a -> b)."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Classify every node of a graph with self-attention along its edges (shipped model: cora)."""
@@ -32,9 +35,11 @@ def graph_cli(
 
     from seqattn.cli.common import STDIN_NAME, choose_format, say, stdin_as_file, wants_stdin
     from seqattn.errors import InputError
+    from seqattn.models.device import check_device
     from seqattn.readers.graph import FORMATS, read_graph
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
+    check_device(device)
     if input_format is not None and input_format not in FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
     with ExitStack() as stack:  # first: bad input before the model loads
@@ -47,7 +52,7 @@ def graph_cli(
     node = data.index_of(attention) if attention is not None else None
     from seqattn.tasks.graph import load_node_classifier
 
-    classifier = load_node_classifier(model)
+    classifier = load_node_classifier(model, device)
     result = classifier.predict(data, with_attention=node is not None)
     if data.self_loops_dropped or data.duplicates_dropped:  # after any error: an error is one line alone
         say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
@@ -132,6 +137,7 @@ def evaluate_graph_cli(
     split: str = typer.Option("test", "--split", help="train | val | test | all (every labelled node)."),
     model: str = typer.Option("cora", "--model", "-m", help="Shipped model name or model directory."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Node classification accuracy of a model on one split of a labelled graph."""
     import json
@@ -146,8 +152,8 @@ def evaluate_graph_cli(
     graph = read_planetoid(data)
     from seqattn.tasks.graph import evaluate_node_classifier, load_node_classifier
 
-    classifier = load_node_classifier(model)
-    result = {"data": str(data), "model": model, **evaluate_node_classifier(classifier, graph, split)}
+    classifier = load_node_classifier(model, device)
+    result = {"data": str(data), "model": model, "device": str(classifier.device), **evaluate_node_classifier(classifier, graph, split)}
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:

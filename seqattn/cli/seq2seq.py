@@ -7,6 +7,8 @@ from typing import Optional
 
 import typer
 
+from seqattn.models.device import DEVICE_HELP
+
 FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: input<TAB>output per line) | "
                 "jsonl (one object per line, with the alignment under --attention)")
 DATA_HELP = ("source<TAB>target file (a source on several lines: several accepted references), or a frames "
@@ -34,6 +36,7 @@ def seq2seq_cli(
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMATS_HELP, show_default=False),
     attention: bool = typer.Option(False, "--attention", help="Draw the encoder-decoder attention (source "
                                    "symbols x output symbols) of each input: the alignment."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """Map each input line to an output sequence (spelling -> phonemes with en-g2p).
 
@@ -41,9 +44,11 @@ def seq2seq_cli(
     """
     from seqattn.cli.common import choose_format, console, write
     from seqattn.errors import InputError
+    from seqattn.models.device import check_device
     from seqattn.render import seq2seq as render
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
+    check_device(device)
     if beam < 1:
         raise InputError(f"--beam must be >= 1, got {beam}")
     if attention and fmt == "tsv":
@@ -57,7 +62,7 @@ def seq2seq_cli(
         batches = None
     from seqattn.tasks.seq2seq import load_seq2seq
 
-    loaded = load_seq2seq(model)
+    loaded = load_seq2seq(model, device)
     out = console() if fmt == "pretty" else None
 
     def emit(inputs: list[str], outputs: list) -> None:
@@ -100,6 +105,7 @@ def evaluate_seq2seq_cli(
     model: str = typer.Option("en-g2p", "--model", "-m", help="Shipped model name or model directory."),
     beam: int = typer.Option(5, "--beam", "-k", help="Beam size (1 = greedy search)."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr."),
 ) -> None:
     """WER and PER (G2P: share of words with no correct pronunciation; phoneme edit rate), BLEU for text.
@@ -117,9 +123,9 @@ def evaluate_seq2seq_cli(
     if beam < 1:
         raise InputError(f"--beam must be >= 1, got {beam}")
     pairs = _read_data(data, text, "--")
-    loaded = load_seq2seq(model)
+    loaded = load_seq2seq(model, device)
     with progress("decoding", quiet) as bar:
-        result = {"data": str(data), "model": model,
+        result = {"data": str(data), "model": model, "device": str(loaded.device),
                   **evaluate_seq2seq(loaded, pairs, beam, on_batch=lambda i, n: bar.update(i, n))}
     if fmt == "json":
         write(json.dumps(result) + "\n")

@@ -7,6 +7,8 @@ from typing import List, Optional
 
 import typer
 
+from seqattn.models.device import DEVICE_HELP
+
 SPEECH_FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: file, class, confidence, transcript, "
                        "duration per line) | jsonl (one object per clip, with segments)")
 FRAMES_FORMATS_HELP = "pretty (terminal default) | npy (pipe default: float32 (N, bins) bytes) | tsv | jsonl"
@@ -95,6 +97,7 @@ def speech_cli(
     layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
     min_segment: float = typer.Option(0.15, "--min-segment", help="Frame-tag runs shorter than this (seconds) "
                                                                    "join a neighbour; 0 shows the raw runs."),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr."),
 ) -> None:
     """Recognise spoken digits: the class of each clip, its digit string and its segments.
@@ -107,9 +110,11 @@ def speech_cli(
 
     from seqattn.cli.common import STDIN_NAME, choose_format, stdin_as_file, wants_stdin
     from seqattn.errors import InputError
+    from seqattn.models.device import check_device
     from seqattn.readers.audio import audio_info
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
+    check_device(device)
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
     if not (math.isfinite(min_segment) and min_segment >= 0):
@@ -122,18 +127,18 @@ def speech_cli(
         names = [STDIN_NAME if wants_stdin(name) else name for name in names]
         for path in paths:  # every file is checked before the model loads
             audio_info(path)
-        _recognise_all(paths, names, window, hop, model, fmt, attention, layer, min_segment, quiet)
+        _recognise_all(paths, names, window, hop, model, fmt, attention, layer, min_segment, quiet, device)
 
 
 def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str, fmt: str, attention: bool,
-                   layer: int, min_segment: float, quiet: bool) -> None:
+                   layer: int, min_segment: float, quiet: bool, device: str = "cpu") -> None:
     """Recognise each clip and write its result as soon as it is ready (one record per clip)."""
     from seqattn.cli.common import console, progress, write
     from seqattn.errors import InputError
     from seqattn.render import speech as render
     from seqattn.tasks.speech import load_speech_model, recognise
 
-    loaded = load_speech_model(model)
+    loaded = load_speech_model(model, device)
     loaded.check_framing(window, hop)
     n_layers = loaded.cfg.encoder.n_layers
     if not -n_layers <= layer < n_layers:
@@ -163,6 +168,7 @@ def evaluate_speech_cli(
                                                         "label (paths relative to the manifest)."),
     model: str = typer.Option("digits", "--model", "-m", help="Shipped model name or model directory."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr."),
 ) -> None:
     """Class accuracy (one-label clips) and label error rate of transcripts (all clips) on a manifest.
@@ -176,9 +182,9 @@ def evaluate_speech_cli(
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
     rows = read_manifest(data)
-    loaded = load_speech_model(model)
+    loaded = load_speech_model(model, device)
     with progress("evaluating", quiet) as bar:
-        result = {"data": str(data), "model": model,
+        result = {"data": str(data), "model": model, "device": str(loaded.device),
                   **evaluate_speech(loaded, rows, on_clip=lambda i, n: bar.update(i, n))}
     if fmt == "json":
         write(json.dumps(result) + "\n")

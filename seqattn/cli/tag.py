@@ -7,7 +7,10 @@ from typing import Optional
 
 import typer
 
-PRECISION_HELP = "int8 (Linear layers quantised, faster; accuracy in the model card) | fp32 (as trained)"
+from seqattn.models.device import DEVICE_HELP
+
+PRECISION_HELP = ("int8 (Linear layers quantised, faster; accuracy in the model card; the default on the CPU) | "
+                  "fp32 (as trained; the default on a GPU)")
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: word<TAB>UPOS) | conllu | jsonl"
 
 
@@ -23,7 +26,8 @@ def tag_cli(
     layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
     head: Optional[int] = typer.Option(None, "--head", help="Head to show (0-based); default: mean over heads.",
                                        show_default=False),
-    precision: str = typer.Option("int8", "--precision", help=PRECISION_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP, show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Tag each word with its UPOS part of speech (shipped English model: en-upos)."""
@@ -34,10 +38,13 @@ def tag_cli(
     from seqattn.readers.text import INPUT_FORMATS, iter_items, open_text
     from seqattn.render import tags as render
 
+    from seqattn.models.device import check_device
     from seqattn.models.precision import check_precision
 
     fmt = choose_format(format)
-    check_precision(precision)
+    if precision is not None:
+        check_precision(precision)
+    check_device(device)
     if input_format not in INPUT_FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
     if attention and fmt not in ("pretty", "jsonl"):
@@ -51,7 +58,7 @@ def tag_cli(
     from seqattn.tasks.tagging import iter_tagged, load_tagger
 
     with open_text(file) as lines:  # first, so a missing file is reported before the model loads
-        tagger = load_tagger(model, precision)
+        tagger = load_tagger(model, precision, device)
         n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads
         if not -n_layers <= layer < n_layers:
             raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
@@ -115,7 +122,8 @@ def evaluate_tagger_cli(
     data: Path = typer.Option(..., "--data", "-d", help="CoNLL-U file with gold UPOS."),
     model: str = typer.Option("en-upos", "--model", "-m", help="Shipped model name or model directory."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
-    precision: str = typer.Option("int8", "--precision", help=PRECISION_HELP),
+    precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP, show_default=False),
+    device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
 ) -> None:
     """UPOS accuracy of a tagger on a CoNLL-U file's own (gold) tokens."""
     import json
@@ -129,8 +137,9 @@ def evaluate_tagger_cli(
     sentences = read_conllu(data)
     if not any(s.upos for s in sentences):
         raise InputError(f"{data}: no sentence with gold UPOS (an empty file, or only '_' in the UPOS column)")
-    tagger = load_tagger(model, precision)
-    result = {"data": str(data), "model": model, "precision": precision, **evaluate_tagger(tagger, sentences)}
+    tagger = load_tagger(model, precision, device)
+    result = {"data": str(data), "model": model, "precision": tagger.precision, "device": str(tagger.device),
+              **evaluate_tagger(tagger, sentences)}
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
+from seqattn.models.device import resolve_device
 from seqattn.models.io import read_model, write_model_dir
 from seqattn.readers.graph import Graph, read_planetoid
 
@@ -46,6 +47,7 @@ class LoadedNodeClassifier:
 
     def __init__(self, model: NodeClassifier, meta: dict, path: Path):
         self.model, self.meta, self.path = model.eval(), meta, path
+        self.device = next(model.parameters()).device  # where it runs (seqattn.models.device)
 
     @property
     def cfg(self) -> NodeClassifierConfig:
@@ -73,22 +75,28 @@ class LoadedNodeClassifier:
         """
         x, edge_index = self.inputs(graph)
         with torch.inference_mode():
-            logits, weights, looped = self.model(x, edge_index, return_weights=True)
+            logits, weights, looped = self.model(x.to(self.device), edge_index.to(self.device), return_weights=True)
             probabilities = torch.softmax(logits, dim=-1)
-            best, ids = probabilities.max(dim=-1)  # (N,)
+            best, ids = (t.cpu() for t in probabilities.max(dim=-1))  # (N,)
+            if with_attention:
+                weights, looped = [w.cpu() for w in weights], looped.cpu()
         names = self.cfg.display_names()
         return NodePredictions([names[i] for i in ids.tolist()], ids.numpy(), best.numpy(),
                                weights if with_attention else None, looped if with_attention else None)
 
 
-def load_node_classifier(name_or_path: str | Path = "cora") -> LoadedNodeClassifier:
+def load_node_classifier(name_or_path: str | Path = "cora", device: str = "cpu") -> LoadedNodeClassifier:
     """Load the shipped node classifier by name, or a trained one from its directory.
 
+    Args:
+        device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device).
     Raises:
         ModelError: missing, incomplete, damaged or non-graph model directory.
+        InputError: an unknown device, or a GPU torch does not see.
     """
+    place = resolve_device(device)
     path, meta, _, model = read_model(name_or_path, TASK, NodeClassifierConfig, NodeClassifier, "a node classifier")
-    return LoadedNodeClassifier(model, meta, path)
+    return LoadedNodeClassifier(model.to(place), meta, path)
 
 
 # --------------------------------------------------------------------------- evaluation

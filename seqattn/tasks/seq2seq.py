@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from seqattn.errors import InputError, ModelError
+from seqattn.models.device import resolve_device, to_device
 from seqattn.models.io import read_model, write_model_dir
 from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2SeqConfig
 from seqattn.nn.decoder import beam_search
@@ -173,6 +174,7 @@ class LoadedSeq2Seq:
     def __init__(self, model: Seq2Seq, featurizer: Featurizer, meta: dict, path: Path):
         self.model, self.featurizer, self.meta, self.path = model.eval(), featurizer, meta, path
         self.cfg = model.cfg
+        self.device = next(model.parameters()).device  # where it runs (seqattn.models.device)
 
     def decode(self, sources: list, beam: int = 5, max_tokens: int = 4096, with_attention: bool = False,
                on_batch: Callable[[int, int], None] | None = None) -> list[Output]:
@@ -198,7 +200,7 @@ class LoadedSeq2Seq:
         done = 0
         for ids in length_batches(lengths, max(max_tokens // beam, max(lengths, default=1))):
             with torch.inference_mode():
-                batch = self.featurizer.batch([sources[i] for i in ids])
+                batch = to_device(self.featurizer.batch([sources[i] for i in ids]), self.device)
                 memory, padding = self.model.encode(batch["source"], batch["source_padding"])
                 max_len = int(self.cfg.max_output_ratio * max(lengths[i] for i in ids)) + 10
                 if frames:
@@ -211,7 +213,7 @@ class LoadedSeq2Seq:
                 n_source = int((~padding[row]).sum())
                 source_symbols = ([f"t{k}" for k in range(n_source)] if frames
                                   else self.featurizer.source.split(sources[i]))
-                attention = best.attention[:, :n_source] if best.attention is not None else None
+                attention = best.attention[:, :n_source].cpu() if best.attention is not None else None
                 results[i] = Output(self.featurizer.target.join(symbols), symbols, best.log_prob, source_symbols,
                                     attention)
             done += len(ids)
@@ -220,13 +222,18 @@ class LoadedSeq2Seq:
         return results  # type: ignore[return-value]
 
 
-def load_seq2seq(name_or_path: str | Path = "en-g2p") -> LoadedSeq2Seq:
+def load_seq2seq(name_or_path: str | Path = "en-g2p", device: str = "cpu") -> LoadedSeq2Seq:
     """Load a shipped seq2seq model by name or a trained one from its directory.
 
+    Args:
+        device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device).
     Raises:
         ModelError: missing, incomplete, damaged or non-seq2seq model directory.
+        InputError: an unknown device, or a GPU torch does not see.
     """
+    place = resolve_device(device)
     path, meta, cfg, model = read_model(name_or_path, TASK, Seq2SeqConfig, Seq2Seq, "a seq2seq model")
+    model = model.to(place)
     source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols, path / SUBWORD_FILES["source"])
     target = Symbols(cfg.target, cfg.target_symbols, path / SUBWORD_FILES["target"])
     return LoadedSeq2Seq(model, Featurizer(cfg, source, target), meta, path)

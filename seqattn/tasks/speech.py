@@ -28,6 +28,7 @@ import torch
 from seqattn.errors import InputError
 from seqattn.heads.classification import PoolingAccumulator
 from seqattn.heads.ctc import BLANK, collapse
+from seqattn.models.device import resolve_device
 from seqattn.models.io import read_model
 from seqattn.models.speech import SILENCE, SpeechConfig, SpeechModel
 from seqattn.readers.audio import audio_info, iter_audio, resampled_length
@@ -97,6 +98,7 @@ class LoadedSpeechModel:
 
     def __init__(self, model: SpeechModel, meta: dict, path: Path):
         self.model, self.meta, self.path = model.eval(), meta, path
+        self.device = next(model.parameters()).device  # where it runs (seqattn.models.device)
         self.cfg: SpeechConfig = model.cfg
         self.extractor = FeatureExtractor(self.cfg.frames)
 
@@ -124,14 +126,18 @@ class LoadedSpeechModel:
         return self.cfg.silence if output_id == SILENCE else self.cfg.labels[output_id - 1]
 
 
-def load_speech_model(name_or_path: str | Path = "digits") -> LoadedSpeechModel:
+def load_speech_model(name_or_path: str | Path = "digits", device: str = "cpu") -> LoadedSpeechModel:
     """Load a shipped speech model by name or a trained one from its directory.
 
+    Args:
+        device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device).
     Raises:
         ModelError: missing, incomplete, damaged or non-speech model directory.
+        InputError: an unknown device, or a GPU torch does not see.
     """
+    place = resolve_device(device)
     path, meta, _, model = read_model(name_or_path, TASK, SpeechConfig, SpeechModel, "a speech model")
-    return LoadedSpeechModel(model, meta, path)
+    return LoadedSpeechModel(model.to(place), meta, path)
 
 
 # --------------------------------------------------------------------------- chunked inference
@@ -168,26 +174,31 @@ def iter_chunk_outputs(model: SpeechModel, feature_chunks: Iterable[np.ndarray],
     The calls are independent, so up to ``workers`` of them run at once on a thread pool (torch
     releases the GIL inside its operators); outputs still come in order, and at most
     ``workers + 1`` chunks are in memory.  With this small model one call per core is about
-    1.5x faster than one call at a time using every core (docs/performance.md).
+    1.5x faster than one call at a time using every core (docs/performance.md).  The model runs
+    where its weights are; outputs come back on the CPU.
 
     Args:
-        workers: concurrent model calls; default ``torch.get_num_threads()`` (1 = no pool).
+        workers: concurrent model calls; default ``torch.get_num_threads()`` on the CPU, 1 on a
+            GPU (1 = no pool).
     Shapes:
         feature_chunks: consecutive (n_i, bins) arrays  ->  ChunkOutputs covering frames 0..N-1
     """
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
-    workers = max(1, workers if workers is not None else torch.get_num_threads())
+    device = next(model.parameters()).device
+    if workers is None:
+        workers = torch.get_num_threads() if device.type == "cpu" else 1
+    workers = max(1, workers)
     jobs = _chunk_jobs(model.cfg, feature_chunks, -(-chunk_frames // model.cfg.stride) * model.cfg.stride)
 
     def run(job: tuple) -> ChunkOutput:
         x, start, frames, steps = job
         with torch.inference_mode():
-            out = model(x, return_weights=with_weights)
+            out = model(x.to(device), return_weights=with_weights)
             h = out["hidden"][0, steps]
-            return ChunkOutput(start, start // model.cfg.stride, out["frame_logits"][0, frames],
-                               out["ctc_logits"][0, steps], model.class_head.scores(h), h,
-                               [w[0, :, steps] for w in out["weights"]] if with_weights else None)
+            return ChunkOutput(start, start // model.cfg.stride, out["frame_logits"][0, frames].cpu(),
+                               out["ctc_logits"][0, steps].cpu(), model.class_head.scores(h).cpu(), h.cpu(),
+                               [w[0, :, steps].cpu() for w in out["weights"]] if with_weights else None)
 
     if workers == 1:
         yield from map(run, jobs)
@@ -402,8 +413,8 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         if on_frames:
             on_frames(n_frames, expected)
     with torch.inference_mode():
-        probs = torch.softmax(loaded.model.class_head.classify(pooling.pooled()[None]), dim=-1)[0]
-    confidence, best = probs.max(dim=-1)
+        probs = torch.softmax(loaded.model.class_head.classify(pooling.pooled()[None].to(loaded.device)), dim=-1)[0]
+    confidence, best = probs.cpu().max(dim=-1)
     return SpeechResult(str(path), info.duration_s, info.sample_rate_hz, info.channels, n_frames,
                         cfg.labels[int(best)], round(float(confidence), 4),
                         [cfg.labels[i - 1] for i in transcript],

@@ -17,6 +17,7 @@ import torch
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model, write_model_dir
+from seqattn.models.device import inference_precision, resolve_device, to_device
 from seqattn.models.precision import for_inference
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
@@ -49,8 +50,11 @@ class LoadedTagger:
         ModelError: see ``seqattn.models.io.read_model_dir``.
     """
 
-    def __init__(self, model: Tagger, featurizer: Featurizer, meta: dict, path: Path):
+    def __init__(self, model: Tagger, featurizer: Featurizer, meta: dict, path: Path,
+                 device: torch.device | None = None, precision: str = "fp32"):
         self.model, self.featurizer, self.meta, self.path = model.eval(), featurizer, meta, path
+        self.device = device or torch.device("cpu")  # where the model's weights are (seqattn.models.device)
+        self.precision = precision
 
     @property
     def window(self) -> int | None:
@@ -69,10 +73,12 @@ class LoadedTagger:
         for batch_ids in _length_batches([len(s) for s in sentences], max_tokens):
             batch_sentences = [sentences[i] for i in batch_ids]
             with torch.inference_mode():
-                batch = self.featurizer.batch(batch_sentences)
+                batch = to_device(self.featurizer.batch(batch_sentences), self.device)
                 logits, weights = self.model(batch, return_weights=True) if with_attention else (self.model(batch), None)
                 probs = torch.softmax(logits, dim=-1)
-                best, ids = probs.max(dim=-1)  # (B, N)
+                best, ids = (t.cpu() for t in probs.max(dim=-1))  # (B, N)
+                if with_attention:
+                    weights = [w.cpu() for w in weights]
             for row, i in enumerate(batch_ids):
                 n = len(sentences[i])
                 attention = None
@@ -84,19 +90,25 @@ class LoadedTagger:
         return results  # type: ignore[return-value]
 
 
-def load_tagger(name_or_path: str | Path = "en-upos", precision: str = "fp32") -> LoadedTagger:
+def load_tagger(name_or_path: str | Path = "en-upos", precision: str | None = "fp32",
+                device: str = "cpu") -> LoadedTagger:
     """Load a shipped tagger by name or a trained one from its directory.
 
     Args:
-        precision: "fp32" (as trained) or "int8" (Linear layers quantised; seqattn.models.precision).
+        precision: "fp32" (as trained), "int8" (Linear layers quantised; seqattn.models.precision)
+            or None (int8 on the CPU, fp32 on a GPU).
+        device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device; int8 is CPU-only).
     Raises:
         ModelError: missing, incomplete, damaged or non-tagger model directory.
-        InputError: an unknown precision.
+        InputError: an unknown precision or device, a GPU torch does not see, or int8 off the CPU.
     """
+    place = resolve_device(device)
+    precision = inference_precision(precision, place)
     path, meta, cfg, model = read_model(name_or_path, TASK, TaggerConfig, Tagger, "a tagger")
     if not (path / SUBWORDS).is_file():
         raise ModelError(f"{path}: incomplete model directory, {SUBWORDS} is missing")
-    return LoadedTagger(for_inference(model, precision), Featurizer(cfg, SubwordModel(path / SUBWORDS)), meta, path)
+    return LoadedTagger(for_inference(model, precision).to(place), Featurizer(cfg, SubwordModel(path / SUBWORDS)),
+                        meta, path, place, precision)
 
 
 # --------------------------------------------------------------------------- evaluation

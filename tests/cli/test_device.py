@@ -1,0 +1,157 @@
+"""`--device` of the commands that run a model (seqattn.models.device): names, errors, same outputs.
+
+CI has no GPU: there the CUDA tests skip, and `--device cuda` must fail with one line and exit 2.
+"""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from seqattn.errors import InputError
+from seqattn.models.device import check_device, inference_precision, resolve_device
+from tests.cli.test_tag_cli import assert_one_line_error
+from tests.conftest import seqattn, tone_clip
+
+HAS_CUDA = torch.cuda.is_available()
+needs_no_gpu = pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA GPU, so --device cuda is no error here")
+needs_gpu = pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU on this machine (CI has none)")
+
+
+@pytest.mark.parametrize("name", ["cpu", "cuda", "cuda:0", "cuda:12", "auto"])
+def test_device_names_that_are_accepted(name):
+    assert check_device(name) == name
+
+
+@pytest.mark.parametrize("name", ["gpu", "CPU", "cuda:", "cuda:x", "cuda0", "mps", ""])
+def test_other_device_names_are_input_errors(name):
+    with pytest.raises(InputError, match="unknown --device"):
+        check_device(name)
+
+
+def test_cpu_and_auto_without_a_gpu_resolve_to_the_cpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto") == torch.device("cpu")
+    with pytest.raises(InputError, match="sees no CUDA GPU"):
+        resolve_device("cuda")
+
+
+def test_gpu_index_past_the_last_gpu_is_an_input_error(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda", 0)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InputError, match=r"2 CUDA GPUs \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
+
+
+def test_precision_defaults_to_int8_on_the_cpu_and_fp32_on_a_gpu():
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert inference_precision(None, cpu) == "int8" and inference_precision(None, gpu) == "fp32"
+    assert inference_precision("fp32", cpu) == "fp32" and inference_precision("fp32", gpu) == "fp32"
+    with pytest.raises(InputError, match="int8 runs on the CPU only"):
+        inference_precision("int8", gpu)
+    with pytest.raises(InputError, match="unknown --precision"):
+        inference_precision("fp16", cpu)
+
+
+# --------------------------------------------------------------------------- every command
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_tagger_dir, tiny_treebank, tiny_planetoid, tiny_graph_model_dir, tiny_speech_dir,
+           tone_manifests):
+    """Per command: the arguments that run it on a tiny model (--device is added by each test)."""
+    root = tmp_path_factory.mktemp("device")
+    text = root / "text.txt"
+    text.write_text("the cat sees a big dog .\nAlice likes Paris .\n", encoding="utf-8")
+    clip = root / "two.wav"
+    rng = np.random.default_rng(0)
+    sf.write(clip, np.concatenate([tone_clip("high", rng), tone_clip("low", rng)]), 8000)
+    words = root / "words.txt"
+    words.write_text("CAT\nATTENTION\n", encoding="utf-8")
+    return {
+        "tag": ["tag", text, "--model", tiny_tagger_dir, "--format", "jsonl", "--attention"],
+        "evaluate tagger": ["evaluate", "tagger", "--data", tiny_treebank[1], "--model", tiny_tagger_dir,
+                            "--format", "json"],
+        "graph": ["graph", tiny_planetoid, "--model", tiny_graph_model_dir, "--format", "tsv"],
+        "evaluate graph": ["evaluate", "graph", "--data", tiny_planetoid, "--model", tiny_graph_model_dir,
+                           "--format", "json"],
+        "speech": ["speech", clip, "--model", tiny_speech_dir, "--format", "jsonl", "--attention"],
+        "evaluate speech": ["evaluate", "speech", "--data", tone_manifests[1], "--model", tiny_speech_dir,
+                            "--format", "json", "--quiet"],
+        "seq2seq": ["seq2seq", words, "--format", "jsonl", "--attention"],  # the shipped en-g2p
+        "benchmark speed": ["benchmark", "speed", "--model", tiny_tagger_dir, "--data", tiny_treebank[1],
+                            "--repeats", "1", "--format", "json"],
+    }
+
+
+COMMANDS = ["tag", "evaluate tagger", "graph", "evaluate graph", "speech", "evaluate speech", "seq2seq",
+            "benchmark speed"]
+TIMED = {"seconds", "tokens_per_second", "x_real_time", "per_second", "runs", "load_seconds"}
+
+
+def _without_times(stdout: bytes) -> list:
+    """JSON lines with wall-clock fields dropped; other output as its lines."""
+    lines = stdout.decode().splitlines()
+    try:
+        return [{k: v for k, v in json.loads(line).items() if k not in TIMED} for line in lines]
+    except json.JSONDecodeError:
+        return lines
+
+
+@needs_no_gpu
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cuda_without_a_gpu_is_one_line_and_exit_2(command, inputs):
+    proc = seqattn(*inputs[command], "--device", "cuda")
+    assert_one_line_error(proc)
+    assert "--device cuda: torch" in proc.stderr.decode() and "sees no CUDA GPU" in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_malformed_device_is_one_line_and_exit_2(command, inputs):
+    proc = seqattn(*inputs[command], "--device", "gpu")
+    assert_one_line_error(proc)
+    assert "unknown --device 'gpu'" in proc.stderr.decode()
+
+
+@needs_no_gpu
+@pytest.mark.parametrize("command", COMMANDS)
+def test_cpu_and_auto_give_the_default_output(command, inputs):
+    default = seqattn(*inputs[command])
+    assert default.returncode == 0, default.stderr.decode()
+    for device in ("cpu", "auto"):
+        proc = seqattn(*inputs[command], "--device", device)
+        assert proc.returncode == 0, proc.stderr.decode()
+        assert _without_times(proc.stdout) == _without_times(default.stdout)
+
+
+def test_evaluations_say_where_they_ran(inputs):
+    for command in ("evaluate tagger", "evaluate graph", "evaluate speech", "benchmark speed"):
+        result = json.loads(seqattn(*inputs[command], "--device", "cpu").stdout)
+        assert result["device"] == "cpu", command
+    tagger = json.loads(seqattn(*inputs["evaluate tagger"], "--device", "cpu").stdout)
+    assert tagger["precision"] == "int8"  # the CPU's default, as `seqattn tag`
+
+
+@needs_gpu
+@pytest.mark.parametrize("command", ["tag", "graph", "speech", "seq2seq"])
+def test_a_gpu_gives_the_cpus_fp32_answers(command, inputs):
+    """Tags, classes and outputs agree; probabilities and weights within float rounding."""
+    extra = ["--precision", "fp32"] if command == "tag" else []
+    cpu = seqattn(*inputs[command], *extra, "--device", "cpu")
+    gpu = seqattn(*inputs[command], *extra, "--device", "cuda")
+    assert cpu.returncode == 0 and gpu.returncode == 0, gpu.stderr.decode()
+    cpu_out, gpu_out = _without_times(cpu.stdout), _without_times(gpu.stdout)
+    if command == "graph":
+        assert [line.split("\t")[1] for line in cpu_out] == [line.split("\t")[1] for line in gpu_out]
+        return
+    key = {"tag": "tags", "speech": "transcript", "seq2seq": "output"}[command]
+    assert [o[key] for o in cpu_out] == [o[key] for o in gpu_out]
+    if command == "tag":
+        for a, b in zip(cpu_out, gpu_out):
+            assert np.allclose(a["probabilities"], b["probabilities"], atol=1e-3)
+            assert np.allclose(a["attention"], b["attention"], atol=1e-3)
