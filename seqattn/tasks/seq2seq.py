@@ -46,12 +46,20 @@ SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
 class Symbols:
     """Text <-> symbol ids for one side of a model (``chars``, ``words`` or ``sentencepiece``).
 
-    Unknown symbols map to UNK; ``decode`` drops the special symbols.
+    Unknown symbols map to UNK; ``decode`` drops the special symbols.  A ``chars`` vocabulary
+    whose letters all have one case (CMUdict's words are upper case) reads text in that case, so
+    that "hello" is read as "HELLO" rather than as five unknown symbols.
     """
 
     def __init__(self, kind: str, symbols: list[str], subword_model: Path | None = None):
         self.kind, self.symbols = kind, symbols
         self.ids = {s: i for i, s in enumerate(symbols)}
+        letters = [c for s in symbols[len(SPECIALS):] for c in s if c.isalpha()] if kind == "chars" else []
+        self.fold = None  # str.upper or str.lower where the vocabulary's letters have one case
+        if letters and all(c.isupper() for c in letters):
+            self.fold = str.upper
+        elif letters and all(c.islower() for c in letters):
+            self.fold = str.lower
         self.processor = None
         if kind == "sentencepiece":
             import sentencepiece as spm
@@ -63,7 +71,7 @@ class Symbols:
 
     def split(self, text: str) -> list[str]:
         if self.kind == "chars":
-            return list(text)
+            return list(self.fold(text) if self.fold else text)
         if self.kind == "words":
             return text.split()
         return self.processor.EncodeAsPieces(text)

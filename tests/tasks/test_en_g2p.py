@@ -49,3 +49,22 @@ def test_models_lists_it_and_the_cli_uses_it_by_default():
     assert json.loads(proc.stdout)["en-g2p"]["task"] == "seq2seq"
     proc = seqattn("seq2seq", "-", input=b"CAT\n")
     assert proc.returncode == 0 and proc.stdout.decode().startswith("CAT\t")
+
+
+def test_words_in_lower_or_mixed_case_read_as_upper_case(en_g2p):
+    """CMUdict spells words in upper case; "hello" once came out as five unknown letters (EH N D IY S IY)."""
+    outputs = en_g2p.decode(["HELLO", "hello", "Hello", "o'brien"], beam=1)
+    assert outputs[0].text == "HH EH L OW" and outputs[1].text == outputs[2].text == outputs[0].text
+    assert outputs[3].text == en_g2p.decode(["O'BRIEN"], beam=1)[0].text
+    assert outputs[1].source_symbols == list("HELLO")  # the alignment names what the model read
+
+
+def test_only_a_vocabulary_of_one_case_folds_the_input():
+    from seqattn.models.seq2seq import SPECIALS
+    from seqattn.tasks.seq2seq import Symbols
+
+    assert Symbols("chars", SPECIALS + ["'", "A", "B"]).split("ab'") == ["A", "B", "'"]
+    assert Symbols("chars", SPECIALS + ["a", "b"]).split("AB") == ["a", "b"]
+    assert Symbols("chars", SPECIALS + ["A", "b"]).split("ab") == ["a", "b"]  # both cases seen: as given
+    assert Symbols("chars", SPECIALS + ["1", "2"]).split("1a") == ["1", "a"]
+    assert Symbols("words", SPECIALS + ["A"]).split("a b") == ["a", "b"]
