@@ -39,6 +39,9 @@ MASK_VALUE = -1e9  # finite "minus infinity" (see module docstring)
 # heads of 64: 64 x 40 tokens 3x, 32 x 100 tokens 1.8x; from 25 blocks per sequence on, the views
 # are as fast or faster).
 VIEWS_MIN_BLOCKS = 32
+# On a CUDA GPU a truncated call up to this length runs as one dense SDPA call with a band mask
+# when its mask holds at most GPU_DENSE_MAX_MASK elements (``dense_is_faster``).
+GPU_DENSE_MAX_N, GPU_DENSE_MAX_MASK = 2048, 1 << 26
 
 
 # --------------------------------------------------------------------------- masks and scores
@@ -172,6 +175,22 @@ def default_block_size(window: int, device: torch.device | str | None = None) ->
     if device is not None and torch.device(device).type == "cuda":
         return 64 if window <= 64 else 128
     return 16 if window <= 16 else 32
+
+
+def dense_is_faster(device: torch.device | str, n: int, mask_elements: int) -> bool:
+    """Whether truncated attention over N positions should run as one dense SDPA call with a band
+    mask (``mask_elements``: the float mask's size, batch x heads x N x N where padding and a
+    relative bias make it so) instead of SDPA per query block.
+
+    Only on a CUDA GPU, where each SDPA call has a fixed cost of about 0.8 ms below N = 16384
+    whatever its size: measured on an H200 (fp32, 4 heads of 64; docs/benchmarks-gpu.json), dense
+    SDPA took 0.16 ms against 0.82-0.85 for the blocks at N = 1024 (training step 0.49-0.56
+    against 1.84-2.62 ms) for w in {16, 64, 256}, and at N = 4096 it was a toss-up (0.71 against
+    0.87-1.01 ms; training 2.07-2.12 against 1.86-2.97).  N = 2048 lies between and was not
+    measured.  The mask bound keeps its memory at 256 MB.  On the CPU the C++ kernel or the
+    blocks win at every N above one block (``default_block_size``).
+    """
+    return torch.device(device).type == "cuda" and n <= GPU_DENSE_MAX_N and mask_elements <= GPU_DENSE_MAX_MASK
 
 
 def _blocks(x: Tensor, block: int, n_blocks: int) -> Tensor:
@@ -396,8 +415,9 @@ def fused_attention(
     """Scaled dot-product attention through a fused kernel (no weights returned).
 
     The same function as ``dense_attention`` / ``banded_attention`` with score="dot".  Full
-    attention and short sequences go through ``F.scaled_dot_product_attention`` over the whole
-    sequence.  Truncated attention runs in seqattn's C++ kernel (forward and backward, attention
+    attention, short sequences (N <= block + 2w) and, on a CUDA GPU, sequences up to 2048 long
+    (``dense_is_faster``) go through ``F.scaled_dot_product_attention`` over the whole sequence
+    with a band mask.  Truncated attention runs in seqattn's C++ kernel (forward and backward, attention
     dropout included; ``seqattn.nn.native``: fp32 on an AVX-512 CPU, head size 16/32/64/128)
     where it applies.  Otherwise SDPA runs over all query blocks of the banded layout (each block with its B + 2w
     keys), which keeps memory O(N * w): without gradients (and for one sequence or long ones)
@@ -415,7 +435,8 @@ def fused_attention(
     dropout_p = dropout
     if window is not None:
         block = block or default_block_size(window, q.device)
-    if window is None or n <= block + 2 * window:
+    mask_elements = (bsz if key_padding_mask is not None else 1) * (heads if relative_bias is not None else 1) * n * n
+    if window is None or n <= block + 2 * window or dense_is_faster(q.device, n, mask_elements):
         allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
         if key_padding_mask is not None:
             allowed = allowed & ~key_padding_mask[:, None, None, :]

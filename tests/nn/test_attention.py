@@ -174,6 +174,41 @@ def test_default_block_size_is_larger_on_a_gpu():
     assert [default_block_size(w, torch.device("cuda", 0)) for w in (16, 64, 65, 256)] == [64, 64, 128, 128]
 
 
+def test_dense_sdpa_only_for_short_sequences_on_a_gpu():
+    """The GPU's dense rule (measured on an H200 at N = 1024 and 4096) leaves the CPU alone."""
+    from seqattn.nn.attention import dense_is_faster
+
+    gpu = torch.device("cuda", 0)
+    assert dense_is_faster(gpu, 1024, 1024 ** 2) and dense_is_faster("cuda", 2048, 4 * 2048 ** 2)
+    assert not dense_is_faster(gpu, 2049, 2049 ** 2) and not dense_is_faster(gpu, 4096, 4096 ** 2)
+    assert not dense_is_faster(gpu, 2048, 32 * 4 * 2048 ** 2)  # a batch's padded, biased mask: 2 GB
+    assert not any(dense_is_faster("cpu", n, n * n) for n in (100, 1024, 2048))
+
+
+def test_the_gpus_dense_path_equals_the_reference_with_padding_and_bias(monkeypatch):
+    """The branch ``dense_is_faster`` sends a GPU's short sequences to, forced on the CPU's torch
+    path: the band mask, padding (zero rows) and relative bias over the whole sequence."""
+    from seqattn.nn import attention as module
+
+    monkeypatch.setenv("SEQATTN_NATIVE", "0")
+    asked = []
+    monkeypatch.setattr(module, "dense_is_faster", lambda device, n, elements: asked.append((n, elements)) or True)
+    window, n = 5, 90  # the banded layout's length (n > block + 2w) unless dense is faster
+    q, k, v = _qkv(n=n)
+    bias = torch.randn(3, 2 * window + 1, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    pad = torch.zeros(2, n, dtype=torch.bool)
+    pad[1, n // 2:] = True
+    leaves = [t.clone().requires_grad_() for t in (q, k, v, bias)]
+    dense, _ = dense_attention(*leaves[:3], window=window, key_padding_mask=pad, relative_bias=leaves[3])
+    fast = module.fused_attention(*leaves[:3], window=window, key_padding_mask=pad, relative_bias=leaves[3])
+    assert asked == [(n, 2 * 3 * n * n)]  # batch x heads x N x N: padding and bias make the mask that big
+    assert (fast - dense).abs().max() <= 1e-10
+    probe = torch.randn_like(dense)
+    for a, b in zip(torch.autograd.grad((dense * probe).sum(), leaves),
+                    torch.autograd.grad((fast * probe).sum(), leaves)):
+        assert (a - b).abs().max() <= 1e-9
+
+
 @pytest.mark.parametrize("window,block", [(16, 64), (64, 64), (65, 128)])
 def test_fused_path_with_the_gpu_block_sizes_equals_dense_with_padding_and_bias(window, block, monkeypatch):
     """The block sizes a GPU takes by default, on the CPU's torch path: training (window copies)
