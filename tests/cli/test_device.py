@@ -155,3 +155,54 @@ def test_a_gpu_gives_the_cpus_fp32_answers(command, inputs):
         for a, b in zip(cpu_out, gpu_out):
             assert np.allclose(a["probabilities"], b["probabilities"], atol=1e-3)
             assert np.allclose(a["attention"], b["attention"], atol=1e-3)
+
+
+# --------------------------------------------------------------------------- no GPU needed
+
+
+def test_every_models_forward_makes_no_tensor_on_the_cpu(tiny_tagger_dir, tiny_graph_model_dir, tiny_planetoid,
+                                                          tiny_speech_dir, monkeypatch):
+    """With weights and inputs on the meta device (shapes, no data), any tensor a forward makes on
+    the CPU meets a meta tensor and raises: the check a GPU run would make, on a machine without one."""
+    import torch.fx.experimental._config as fx_config
+
+    from seqattn.models.device import to_device
+    from seqattn.nn import graph_attention
+    from seqattn.nn.decoder import _memory_allowed
+    from seqattn.readers.graph import read_planetoid
+    from seqattn.tasks.graph import load_node_classifier
+    from seqattn.tasks.seq2seq import load_seq2seq
+    from seqattn.tasks.speech import load_speech_model
+    from seqattn.tasks.tagging import load_tagger
+
+    meta = torch.device("meta")
+    tagger = load_tagger(tiny_tagger_dir)
+    model = tagger.model.to(meta)
+    for words in (["the", "cat", "sees", "a", "dog", "."] * 4, ["Alice", "sees", "."]):  # banded and one SDPA call
+        batch = tagger.featurizer.batch([words, ["Bob", "."]])
+        logits, weights = model(to_device(batch, meta), return_weights=True)
+        assert logits.device == meta and logits.shape[:2] == (2, len(words)) and weights[0].device == meta
+        logits = model(to_device(batch, meta))  # the fused path (no weights)
+        assert logits.device == meta
+
+    speech = load_speech_model(tiny_speech_dir).model.to(meta)
+    out = speech(torch.zeros(1, 700, speech.cfg.frames.bins, device=meta), return_weights=True)
+    assert out["frame_logits"].device == meta and speech.class_head.scores(out["hidden"][0]).device == meta
+
+    classifier = load_node_classifier(tiny_graph_model_dir)
+    x, edge_index = classifier.inputs(read_planetoid(tiny_planetoid))
+    monkeypatch.setattr(graph_attention, "check_edge_index", lambda *args: None)  # reads values: not on meta
+    with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
+        logits, _, _ = classifier.model.to(meta)((x.to_dense() if x.is_sparse else x).to(meta), edge_index.to(meta),
+                                                 return_weights=True)
+    assert logits.device == meta
+
+    g2p = load_seq2seq("en-g2p")
+    batch = to_device(g2p.featurizer.batch(["HELLO", "CAT"]), meta)
+    model = g2p.model.to(meta)
+    memory, padding = model.encode(batch["source"], batch["source_padding"])
+    memory_kv, caches = model.decoder.memory(memory), [dict() for _ in model.decoder.blocks]
+    last = torch.zeros(2, 1, dtype=torch.long, device=meta)
+    for position in range(2):  # the KV cache's second step too
+        logits, _ = model.decoder.step(last, memory_kv, _memory_allowed(memory, padding), caches, position)
+    assert logits.device == meta
