@@ -37,12 +37,15 @@ def seq2seq_cli(
     attention: bool = typer.Option(False, "--attention", help="Draw the encoder-decoder attention (source "
                                    "symbols x output symbols) of each input: the alignment."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Map each input line to an output sequence (spelling -> phonemes with en-g2p).
 
-    Empty input lines stay in place so that outputs line up with inputs.
+    Empty input lines stay in place so that outputs line up with inputs.  A line with symbols
+    the model never saw in training (digits for en-g2p) gets a message on stderr: they are read
+    as the unknown symbol, and its output is a guess.
     """
-    from seqattn.cli.common import choose_format, console, write
+    from seqattn.cli.common import choose_format, console, say, write
     from seqattn.errors import InputError
     from seqattn.models.device import check_device
     from seqattn.render import seq2seq as render
@@ -82,10 +85,19 @@ def seq2seq_cli(
         return
     from seqattn.readers.text import open_text
 
+    name = "<stdin>" if file == "-" else file
     with open_text(file) as lines:
         pending: list[str] = []
+        numbers = iter(range(1, 1 << 62))  # input line numbers, for the messages on unknown symbols
 
         def flush():
+            for text in pending:
+                number = next(numbers)
+                source = loaded.featurizer.source  # None for a frames model, which decode refuses text
+                unknown = source.unknown(text.strip()) if source is not None and text.strip() else []
+                if unknown:
+                    say(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model does "
+                        f"not know, read as <unk>: {' '.join(map(repr, unknown[:10]))}", quiet)
             texts = [t.strip() for t in pending if t.strip()]
             decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention) if texts else [])
             emit(pending, [next(decoded) if t.strip() else None for t in pending])

@@ -86,6 +86,10 @@ class Symbols:
     def encode(self, text: str) -> list[int]:
         return [self.ids.get(s, UNK) for s in self.split(text)]
 
+    def unknown(self, text: str) -> list[str]:
+        """The distinct symbols of ``text`` outside the vocabulary (read as UNK), in order of appearance."""
+        return list(dict.fromkeys(s for s in self.split(text) if s not in self.ids))
+
     def decode(self, ids: list[int]) -> list[str]:
         return [self.symbols[i] for i in ids if i >= len(SPECIALS)]
 
