@@ -46,15 +46,17 @@ SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
 class Symbols:
     """Text <-> symbol ids for one side of a model (``chars``, ``words`` or ``sentencepiece``).
 
-    Unknown symbols map to UNK; ``decode`` drops the special symbols.  A ``chars`` vocabulary
-    whose letters all have one case (CMUdict's words are upper case) reads text in that case, so
-    that "hello" is read as "HELLO" rather than as five unknown symbols.
+    Unknown symbols map to UNK; ``decode`` drops the special symbols.  With ``fold_case`` (the
+    source side, which reads what users type), a ``chars`` vocabulary whose letters all have one
+    case (CMUdict's words are upper case) reads text in that case, so that "hello" is read as
+    "HELLO" rather than as five unknown symbols.  The target side never folds: references are
+    scored as written.
     """
 
-    def __init__(self, kind: str, symbols: list[str], subword_model: Path | None = None):
+    def __init__(self, kind: str, symbols: list[str], subword_model: Path | None = None, fold_case: bool = False):
         self.kind, self.symbols = kind, symbols
         self.ids = {s: i for i, s in enumerate(symbols)}
-        letters = [c for s in symbols[len(SPECIALS):] for c in s if c.isalpha()] if kind == "chars" else []
+        letters = [c for s in symbols[len(SPECIALS):] for c in s if c.isalpha()] if kind == "chars" and fold_case else []
         self.fold = None  # str.upper or str.lower where the vocabulary's letters have one case
         if letters and all(c.isupper() for c in letters):
             self.fold = str.upper
@@ -246,7 +248,8 @@ def load_seq2seq(name_or_path: str | Path = "en-g2p", device: str = "cpu") -> Lo
     place = resolve_device(device)
     path, meta, cfg, model = read_model(name_or_path, TASK, Seq2SeqConfig, Seq2Seq, "a seq2seq model")
     model = model.to(place)
-    source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols, path / SUBWORD_FILES["source"])
+    source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols, path / SUBWORD_FILES["source"],
+                                                         fold_case=True)
     target = Symbols(cfg.target, cfg.target_symbols, path / SUBWORD_FILES["target"])
     return LoadedSeq2Seq(model, Featurizer(cfg, source, target), meta, path)
 
@@ -455,7 +458,8 @@ def train_seq2seq(
                                                    files.get(SUBWORD_FILES["source"]))
             cfg.target_symbols = build_symbols(cfg.target, [p.target for p in train],
                                                files.get(SUBWORD_FILES["target"]))
-        source = None if frames else Symbols(cfg.source, cfg.source_symbols, files.get(SUBWORD_FILES["source"]))
+        source = None if frames else Symbols(cfg.source, cfg.source_symbols, files.get(SUBWORD_FILES["source"]),
+                                             fold_case=True)
         target = Symbols(cfg.target, cfg.target_symbols, files.get(SUBWORD_FILES["target"]))
         featurizer = Featurizer(cfg, source, target)
         model = Seq2Seq(cfg)

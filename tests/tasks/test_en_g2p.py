@@ -63,8 +63,23 @@ def test_only_a_vocabulary_of_one_case_folds_the_input():
     from seqattn.models.seq2seq import SPECIALS
     from seqattn.tasks.seq2seq import Symbols
 
-    assert Symbols("chars", SPECIALS + ["'", "A", "B"]).split("ab'") == ["A", "B", "'"]
-    assert Symbols("chars", SPECIALS + ["a", "b"]).split("AB") == ["a", "b"]
-    assert Symbols("chars", SPECIALS + ["A", "b"]).split("ab") == ["a", "b"]  # both cases seen: as given
-    assert Symbols("chars", SPECIALS + ["1", "2"]).split("1a") == ["1", "a"]
-    assert Symbols("words", SPECIALS + ["A"]).split("a b") == ["a", "b"]
+    def source(kind, symbols):
+        return Symbols(kind, SPECIALS + symbols, fold_case=True)
+
+    assert source("chars", ["'", "A", "B"]).split("ab'") == ["A", "B", "'"]
+    assert source("chars", ["a", "b"]).split("AB") == ["a", "b"]
+    assert source("chars", ["A", "b"]).split("ab") == ["a", "b"]  # both cases seen: as given
+    assert source("chars", ["1", "2"]).split("1a") == ["1", "a"]
+    assert source("words", ["A"]).split("a b") == ["a", "b"]
+    assert Symbols("chars", SPECIALS + ["A", "B"]).split("ab") == ["a", "b"]  # a target: scored as written
+
+
+def test_a_target_side_of_one_case_scores_outputs_as_written():
+    """Folding is for what users type: an output in the wrong case is wrong in every metric."""
+    from seqattn.models.seq2seq import SPECIALS
+    from seqattn.tasks.seq2seq import Symbols, score_outputs
+
+    target = Symbols("chars", SPECIALS + list(" EONTW"))
+    result = score_outputs(["two one"], [["TWO ONE"]], target)
+    assert result["wrong_sequences"] == 1 and result["word_error_rate"] == 1.0
+    assert result["per"] == 6 / 7  # every letter wrong, the space right
