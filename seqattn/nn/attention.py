@@ -40,8 +40,8 @@ MASK_VALUE = -1e9  # finite "minus infinity" (see module docstring)
 # are as fast or faster).
 VIEWS_MIN_BLOCKS = 32
 # On a CUDA GPU a truncated call up to this length runs as one dense SDPA call with a band mask
-# when its mask holds at most GPU_DENSE_MAX_MASK elements (``dense_is_faster``).
-GPU_DENSE_MAX_N, GPU_DENSE_MAX_MASK = 2048, 1 << 26
+# when it has at most GPU_DENSE_MAX_SCORES scores, batch x heads x N^2 (``dense_is_faster``).
+GPU_DENSE_MAX_N, GPU_DENSE_MAX_SCORES = 2048, 1 << 26
 
 
 # --------------------------------------------------------------------------- masks and scores
@@ -177,20 +177,21 @@ def default_block_size(window: int, device: torch.device | str | None = None) ->
     return 16 if window <= 16 else 32
 
 
-def dense_is_faster(device: torch.device | str, n: int, mask_elements: int) -> bool:
+def dense_is_faster(device: torch.device | str, n: int, scores: int) -> bool:
     """Whether truncated attention over N positions should run as one dense SDPA call with a band
-    mask (``mask_elements``: the float mask's size, batch x heads x N x N where padding and a
-    relative bias make it so) instead of SDPA per query block.
+    mask instead of SDPA per query block; ``scores`` is batch x heads x N^2, the dense call's work.
 
     Only on a CUDA GPU, where each SDPA call has a fixed cost of about 0.8 ms below N = 16384
-    whatever its size: measured on an H200 (fp32, 4 heads of 64; docs/benchmarks-gpu.json), dense
-    SDPA took 0.16 ms against 0.82-0.85 for the blocks at N = 1024 (training step 0.49-0.56
-    against 1.84-2.62 ms) for w in {16, 64, 256}, and at N = 4096 it was a toss-up (0.71 against
-    0.87-1.01 ms; training 2.07-2.12 against 1.86-2.97).  N = 2048 lies between and was not
-    measured.  The mask bound keeps its memory at 256 MB.  On the CPU the C++ kernel or the
-    blocks win at every N above one block (``default_block_size``).
+    whatever its size: measured on an H200 (fp32, batch 1, 4 heads of 64; docs/benchmarks-gpu.json),
+    dense SDPA took 0.16 ms against 0.82-0.85 for the blocks at N = 1024 (training step 0.49-0.56
+    against 1.84-2.62 ms) for w in {16, 64, 256}, and at N = 4096, 2^26 scores, it was a toss-up
+    (0.71 against 0.87-1.01 ms; training 2.07-2.12 against 1.86-2.97).  So dense up to N = 2048
+    (between the two; not measured itself) and up to those 2^26 scores, beyond which its N^2 work
+    (and its float mask, at most that size) outgrows the blocks' N (block + 2w); batches were not
+    measured.  On the CPU the C++ kernel or the blocks win at every N above one block
+    (``default_block_size``).
     """
-    return torch.device(device).type == "cuda" and n <= GPU_DENSE_MAX_N and mask_elements <= GPU_DENSE_MAX_MASK
+    return torch.device(device).type == "cuda" and n <= GPU_DENSE_MAX_N and scores <= GPU_DENSE_MAX_SCORES
 
 
 def _blocks(x: Tensor, block: int, n_blocks: int) -> Tensor:
@@ -435,8 +436,7 @@ def fused_attention(
     dropout_p = dropout
     if window is not None:
         block = block or default_block_size(window, q.device)
-    mask_elements = (bsz if key_padding_mask is not None else 1) * (heads if relative_bias is not None else 1) * n * n
-    if window is None or n <= block + 2 * window or dense_is_faster(q.device, n, mask_elements):
+    if window is None or n <= block + 2 * window or dense_is_faster(q.device, n, bsz * heads * n * n):
         allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
         if key_padding_mask is not None:
             allowed = allowed & ~key_padding_mask[:, None, None, :]
