@@ -19,5 +19,7 @@ if __name__ == "__main__":
     parser.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS)
     parser.add_argument("--processes", type=int, default=3)
     args = parser.parse_args()
+    if args.processes < 1 or min(args.lengths + args.windows) < 1:
+        parser.error("--processes, --lengths and --windows must be >= 1")
     print(json.dumps(benchmark(args.lengths, args.windows, args.impls, passes=(False, True),
                                processes=args.processes)))

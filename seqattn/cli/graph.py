@@ -145,8 +145,10 @@ def evaluate_graph_cli(
     from seqattn.cli.common import choose_format, write
     from seqattn.errors import InputError
     from seqattn.readers.graph import read_planetoid
+    from seqattn.models.device import check_device
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_device(device)
     if split not in ("train", "val", "test", "all"):
         raise InputError(f"unknown --split {split!r}; expected train, val, test or all")
     graph = read_planetoid(data)

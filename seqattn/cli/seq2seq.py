@@ -45,7 +45,7 @@ def seq2seq_cli(
     the model never saw in training (digits for en-g2p) gets a message on stderr: they are read
     as the unknown symbol, and its output is a guess.
     """
-    from seqattn.cli.common import choose_format, console, say, write
+    from seqattn.cli.common import STDIN_NAME, choose_format, console, say, write
     from seqattn.errors import InputError
     from seqattn.models.device import check_device
     from seqattn.render import seq2seq as render
@@ -85,10 +85,12 @@ def seq2seq_cli(
         return
     from seqattn.readers.text import open_text
 
-    name = "<stdin>" if file == "-" else file
+    import itertools
+
+    name = STDIN_NAME if file == "-" else file
     with open_text(file) as lines:
         pending: list[str] = []
-        numbers = iter(range(1, 1 << 62))  # input line numbers, for the messages on unknown symbols
+        numbers = itertools.count(1)  # input line numbers, for the messages on unknown symbols
 
         def flush():
             for text in pending:
@@ -130,8 +132,10 @@ def evaluate_seq2seq_cli(
     from seqattn.cli.common import choose_format, progress, write
     from seqattn.errors import InputError
     from seqattn.tasks.seq2seq import evaluate_seq2seq, load_seq2seq
+    from seqattn.models.device import check_device
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_device(device)
     if beam < 1:
         raise InputError(f"--beam must be >= 1, got {beam}")
     pairs = _read_data(data, text, "--")

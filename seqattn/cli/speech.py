@@ -179,8 +179,10 @@ def evaluate_speech_cli(
 
     from seqattn.cli.common import choose_format, progress, write
     from seqattn.tasks.speech import evaluate_speech, load_speech_model, read_manifest
+    from seqattn.models.device import check_device
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_device(device)
     rows = read_manifest(data)
     loaded = load_speech_model(model, device)
     with progress("evaluating", quiet) as bar:

@@ -132,8 +132,10 @@ def evaluate_tagger_cli(
     from seqattn.errors import InputError
     from seqattn.readers.conllu import read_conllu
     from seqattn.tasks.tagging import evaluate_tagger, load_tagger
+    from seqattn.models.device import check_device
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
+    check_device(device)
     sentences = read_conllu(data)
     if not any(s.upos for s in sentences):
         raise InputError(f"{data}: no sentence with gold UPOS (an empty file, or only '_' in the UPOS column)")

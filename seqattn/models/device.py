@@ -3,11 +3,11 @@
 The CPU is the default, as in spaCy's CLI (``--gpu-id -1``) and SpeechBrain (``run_opts``):
 the shipped models are a few MB, their int8 precision (``seqattn.models.precision``) is
 torch's CPU-only dynamic quantisation, and starting a CUDA context costs more than tagging a
-page of text.  On a GPU the model runs in fp32, and truncated attention runs as SDPA per query
-block with the GPU's block sizes (``seqattn.nn.attention.fused_attention``,
-``default_block_size``; measured on an H200 in docs/performance.md, "Truncated attention on a
-GPU").  Inputs are built on the CPU and moved over once per batch; outputs come back to the CPU
-before they are written.
+page of text.  On a GPU the model runs in fp32; truncated attention runs as one dense SDPA call
+with a band mask up to N = 2048 (``seqattn.nn.attention.dense_is_faster``) and as SDPA per query
+block with the GPU's block sizes beyond (``default_block_size``; both from measurements on an
+H200 in docs/performance.md, "Truncated attention on a GPU").  Inputs are built on the CPU and
+moved over once per batch; outputs come back to the CPU before they are written.
 
 Training stays on the CPU: a trainer's checkpoints (and so ``--resume``) hold the CPU's random
 state, and the shipped recipes train in minutes on two cores.
@@ -63,7 +63,8 @@ def resolve_device(name: str):
 
 
 def inference_precision(precision: str | None, device) -> str:
-    """The precision a model runs at on ``device``: int8 on the CPU and fp32 elsewhere unless given.
+    """The precision a model runs at on ``device``: int8 on the CPU and fp32 elsewhere unless given
+    (``load_tagger`` runs ``--device auto --precision int8`` on the CPU, where int8 runs).
 
     Raises:
         InputError: int8 off the CPU (torch's dynamic quantisation has CPU kernels only), or an

@@ -102,7 +102,7 @@ def load_tagger(name_or_path: str | Path = "en-upos", precision: str | None = "f
         ModelError: missing, incomplete, damaged or non-tagger model directory.
         InputError: an unknown precision or device, a GPU torch does not see, or int8 off the CPU.
     """
-    place = resolve_device(device)
+    place = resolve_device("cpu" if device == "auto" and precision == "int8" else device)
     precision = inference_precision(precision, place)
     path, meta, cfg, model = read_model(name_or_path, TASK, TaggerConfig, Tagger, "a tagger")
     if not (path / SUBWORDS).is_file():

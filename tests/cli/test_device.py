@@ -206,3 +206,62 @@ def test_every_models_forward_makes_no_tensor_on_the_cpu(tiny_tagger_dir, tiny_g
     for position in range(2):  # the KV cache's second step too
         logits, _ = model.decoder.step(last, memory_kv, _memory_allowed(memory, padding), caches, position)
     assert logits.device == meta
+
+
+def test_predictions_come_back_from_the_device_before_they_are_read(tiny_tagger_dir, tiny_graph_model_dir,
+                                                                    tiny_planetoid, tiny_speech_dir, tone_manifests,
+                                                                    monkeypatch):
+    """Whole predictions with the models on the meta device, where ``.cpu()`` gives zeros of the
+    right shape: an output read (``.tolist()``, ``.numpy()``) without coming back first raises."""
+    import torch.fx.experimental._config as fx_config
+
+    from seqattn.nn import graph_attention
+    from seqattn.readers.graph import read_planetoid
+    from seqattn.tasks.graph import LoadedNodeClassifier, load_node_classifier
+    from seqattn.tasks.speech import load_speech_model, read_manifest, recognise
+    from seqattn.tasks.tagging import load_tagger
+
+    meta, to_cpu = torch.device("meta"), torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda t: torch.zeros(t.shape, dtype=t.dtype) if t.is_meta else to_cpu(t))
+
+    tagger = load_tagger(tiny_tagger_dir)
+    tagger.model.to(meta)
+    tagger.device = meta
+    tagged = tagger.predict([["the", "cat", "sees", "a", "dog", "."] * 4, ["Alice", "."]], with_attention=True)
+    assert [len(t.tags) for t in tagged] == [24, 2] and tagged[0].attention[0].device.type == "cpu"
+
+    speech = load_speech_model(tiny_speech_dir)
+    speech.model.to(meta)
+    speech.device = meta
+    result = recognise(speech, read_manifest(tone_manifests[1])[0].path, attention_layer=-1)
+    assert result.label in speech.cfg.labels and result.frames > 0 and result.attention.rows
+
+    classifier = load_node_classifier(tiny_graph_model_dir)
+    classifier.model.to(meta)
+    classifier.device = meta
+    inputs = LoadedNodeClassifier.inputs
+    monkeypatch.setattr(LoadedNodeClassifier, "inputs",  # sparse features have no meta kernels
+                        lambda self, graph: tuple(t.to_dense() if t.is_sparse else t for t in inputs(self, graph)))
+    monkeypatch.setattr(graph_attention, "check_edge_index", lambda *args: None)  # reads values: not on meta
+    graph = read_planetoid(tiny_planetoid)
+    with fx_config.patch(meta_nonzero_assume_all_nonzero=True):
+        nodes = classifier.predict(graph, with_attention=True)
+    assert len(nodes.classes) == graph.n_nodes and nodes.edge_index.device.type == "cpu"
+
+
+def test_auto_with_int8_runs_on_the_cpu_where_int8_runs(tiny_tagger_dir, monkeypatch):
+    from seqattn.tasks.tagging import load_tagger
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # a GPU host, as far as auto can tell
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    tagger = load_tagger(tiny_tagger_dir, "int8", "auto")
+    assert tagger.device == torch.device("cpu") and tagger.precision == "int8"
+    with pytest.raises(InputError, match="int8 runs on the CPU only"):
+        load_tagger(tiny_tagger_dir, "int8", "cuda")
+
+
+@pytest.mark.parametrize("task", ["tagger", "graph", "speech", "seq2seq"])
+def test_evaluate_checks_the_device_before_reading_its_data(task, tmp_path):
+    proc = seqattn("evaluate", task, "--data", tmp_path / "missing", "--device", "gpu")
+    assert_one_line_error(proc)
+    assert "unknown --device" in proc.stderr.decode()
