@@ -89,7 +89,10 @@ class Symbols:
         return [self.ids.get(s, UNK) for s in self.split(text)]
 
     def unknown(self, text: str) -> list[str]:
-        """The distinct symbols of ``text`` outside the vocabulary (read as UNK), in order of appearance."""
+        """The distinct symbols of ``text`` outside the vocabulary (read as UNK), in order of
+        appearance; characters as the text spells them ("é", not the "É" it is read as)."""
+        if self.kind == "chars":
+            return [c for c in dict.fromkeys(text) if any(s not in self.ids for s in self.split(c))]
         return list(dict.fromkeys(s for s in self.split(text) if s not in self.ids))
 
     def decode(self, ids: list[int]) -> list[str]:

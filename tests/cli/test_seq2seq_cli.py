@@ -29,12 +29,13 @@ def test_pipe_output_is_input_tab_output_and_empty_lines_stay_in_place(reverser_
 def test_unknown_symbols_are_named_on_stderr_with_their_line(tmp_path):
     """en-g2p never saw digits: the output is a guess, and the user is told which line and why."""
     words = tmp_path / "words.txt"
-    words.write_text("CAT\n\nR2D2\nTWO WORDS\n", encoding="utf-8")
+    words.write_text("CAT\n\nR2D2\nTWO WORDS\nnaïve straße\n", encoding="utf-8")
     proc = seqattn("seq2seq", words, "--format", "tsv")
-    assert proc.returncode == 0 and len(proc.stdout.decode().splitlines()) == 4
+    assert proc.returncode == 0 and len(proc.stdout.decode().splitlines()) == 5
     assert proc.stderr.decode().splitlines() == [
         f"{words}:3: 1 symbol the model does not know, read as <unk>: '2'",  # once, though R2D2 has two
-        f"{words}:4: 1 symbol the model does not know, read as <unk>: ' '"]
+        f"{words}:4: 1 symbol the model does not know, read as <unk>: ' '",
+        f"{words}:5: 2 symbols the model does not know, read as <unk>: 'ï' ' '"]  # ß is read as SS
     quiet = seqattn("seq2seq", words, "--format", "tsv", "--quiet")
     assert quiet.stdout == proc.stdout and quiet.stderr == b""
     assert seqattn("seq2seq", "-", "--format", "tsv", input=b"R2\n").stderr.decode().startswith("<stdin>:1: ")
