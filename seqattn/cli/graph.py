@@ -155,7 +155,8 @@ def evaluate_graph_cli(
     from seqattn.tasks.graph import evaluate_node_classifier, load_node_classifier
 
     classifier = load_node_classifier(model, device)
-    result = {"data": str(data), "model": model, "device": str(classifier.device), **evaluate_node_classifier(classifier, graph, split)}
+    result = {"data": str(data), "model": model, "device": str(classifier.device),
+              **evaluate_node_classifier(classifier, graph, split)}
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:

@@ -83,11 +83,12 @@ def seq2seq_cli(
         for inputs, sources in batches:
             emit(inputs, loaded.decode(sources, beam=beam, with_attention=attention))
         return
-    from seqattn.readers.text import open_text
-
     import itertools
 
+    from seqattn.readers.text import open_text
+
     name = STDIN_NAME if file == "-" else file
+    source = loaded.featurizer.source  # None for a frames model, whose decode refuses text
     with open_text(file) as lines:
         pending: list[str] = []
         numbers = itertools.count(1)  # input line numbers, for the messages on unknown symbols
@@ -95,7 +96,6 @@ def seq2seq_cli(
         def flush():
             for text in pending:
                 number = next(numbers)
-                source = loaded.featurizer.source  # None for a frames model, which decode refuses text
                 unknown = source.unknown(text.strip()) if source is not None and text.strip() else []
                 if unknown:
                     say(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model does "

@@ -56,7 +56,8 @@ class Symbols:
     def __init__(self, kind: str, symbols: list[str], subword_model: Path | None = None, fold_case: bool = False):
         self.kind, self.symbols = kind, symbols
         self.ids = {s: i for i, s in enumerate(symbols)}
-        letters = [c for s in symbols[len(SPECIALS):] for c in s if c.isalpha()] if kind == "chars" and fold_case else []
+        folds = kind == "chars" and fold_case
+        letters = [c for s in symbols[len(SPECIALS):] for c in s if c.isalpha()] if folds else []
         self.fold = None  # str.upper or str.lower where the vocabulary's letters have one case
         if letters and all(c.isupper() for c in letters):
             self.fold = str.upper

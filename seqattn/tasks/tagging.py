@@ -53,7 +53,7 @@ class LoadedTagger:
     def __init__(self, model: Tagger, featurizer: Featurizer, meta: dict, path: Path,
                  device: torch.device | None = None, precision: str = "fp32"):
         self.model, self.featurizer, self.meta, self.path = model.eval(), featurizer, meta, path
-        self.device = device or torch.device("cpu")  # where the model's weights are (seqattn.models.device)
+        self.device = device or torch.device("cpu")  # given: an int8 model's Linear weights are not parameters()
         self.precision = precision
 
     @property
