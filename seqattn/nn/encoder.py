@@ -31,6 +31,7 @@ class EncoderConfig:
     positional: str = "sinusoidal"  # "sinusoidal", "learned" or "none"
     max_len: int = 512  # longest sequence a learned positional table covers
     relative_bias: bool = False  # learned bias per head and offset j - i (needs a window)
+    activation: str = "softmax"  # scores -> weights: "softmax", "relu", "sigmoid" or "sparsemax"
 
     def __post_init__(self) -> None:
         if self.score not in SCORES:
