@@ -32,6 +32,11 @@ from seqattn.nn import native
 
 Score = Literal["dot", "additive"]
 SCORES: tuple[str, ...] = ("dot", "additive")
+# Scores -> weights.  The lecture: "softmax, or another activation (ReLU works too)".  Only softmax
+# normalises a row to 1; relu and sigmoid weigh each key on its own; sparsemax (Martins & Astudillo
+# 2016, from the entmax package) normalises to 1 with exact zeros.  The fused kernels are softmax only.
+Activation = Literal["softmax", "relu", "sigmoid", "sparsemax"]
+ACTIVATIONS: tuple[str, ...] = ("softmax", "relu", "sigmoid", "sparsemax")
 MASK_VALUE = -1e9  # finite "minus infinity" (see module docstring)
 # Inference reads K and V in place (``_banded_sdpa_views``) for one sequence, or for a batch of
 # sequences at least this many query blocks long.  That path makes up to three SDPA calls per
@@ -94,10 +99,26 @@ def _scores(q: Tensor, k: Tensor, score: Score, v_score: Tensor | None) -> Tenso
     raise ValueError(f"unknown score function {score!r}; expected one of {SCORES}")
 
 
-def _masked_softmax(scores: Tensor, allowed: Tensor) -> Tensor:
-    """Softmax over the last axis where ``allowed``; rows with nothing allowed become all zero."""
-    scores = scores.masked_fill(~allowed, MASK_VALUE)
-    weights = torch.softmax(scores, dim=-1)
+def _masked_softmax(scores: Tensor, allowed: Tensor, activation: str = "softmax") -> Tensor:
+    """Scores -> weights over the last axis where ``allowed``; rows with nothing allowed become all zero.
+
+    ``activation`` (see ``ACTIVATIONS``): softmax (the default), sparsemax (normalised, sparse),
+    relu or sigmoid (element-wise, zero where not allowed).
+    Raises:
+        ValueError: an unknown activation.
+    """
+    if activation == "softmax":
+        weights = torch.softmax(scores.masked_fill(~allowed, MASK_VALUE), dim=-1)
+    elif activation == "sparsemax":
+        from entmax import sparsemax
+
+        weights = sparsemax(scores.masked_fill(~allowed, MASK_VALUE), dim=-1)
+    elif activation == "relu":
+        return torch.relu(scores) * allowed
+    elif activation == "sigmoid":
+        return torch.sigmoid(scores) * allowed
+    else:
+        raise ValueError(f"unknown attention activation {activation!r}; expected one of {ACTIVATIONS}")
     return weights * allowed.any(dim=-1, keepdim=True)
 
 
@@ -124,6 +145,7 @@ def dense_attention(
     v_score: Tensor | None = None,
     relative_bias: Tensor | None = None,
     dropout: float = 0.0,
+    activation: Activation = "softmax",
 ) -> tuple[Tensor, Tensor]:
     """Attention with the full N x N score matrix (the reference path; O(N^2) memory).
 
@@ -150,7 +172,7 @@ def dense_attention(
     allowed = band_mask(n, n, window, q.device)[None, None]  # (1, 1, N, N)
     if key_padding_mask is not None:
         allowed = allowed & ~key_padding_mask[:, None, None, :]
-    weights = _masked_softmax(scores, allowed)
+    weights = _masked_softmax(scores, allowed, activation)
     out = torch.matmul(F.dropout(weights, dropout) if dropout else weights, v)
     return out, weights
 
@@ -270,6 +292,7 @@ def banded_attention(
     relative_bias: Tensor | None = None,
     dropout: float = 0.0,
     block: int | None = None,
+    activation: Activation = "softmax",
 ) -> tuple[Tensor, Tensor]:
     """Truncated self-attention: position i sees only |i - j| <= window.
 
@@ -313,7 +336,7 @@ def banded_attention(
     key_valid = _key_windows(key_valid[:, None, :, None], window, block, n_blocks)  # (B,1,nb,span,1)
     allowed = in_band[None, None, None] & key_valid.squeeze(-1)[:, :, :, None, :]  # (B,1,nb,block,span)
 
-    weights = _masked_softmax(scores, allowed)
+    weights = _masked_softmax(scores, allowed, activation)
     out = torch.matmul(F.dropout(weights, dropout) if dropout else weights, v_windows)
     out = out.reshape(bsz, heads, n_blocks * block, -1)[:, :, :n]
 
@@ -514,23 +537,25 @@ def attention(
     relative_bias: Tensor | None = None,
     dropout: float = 0.0,
     need_weights: bool = True,
+    activation: Activation = "softmax",
 ) -> tuple[Tensor, Tensor | None]:
     """Full or truncated attention, whichever ``window`` asks for, in the cheaper layout.
 
     A truncated call on a sequence no longer than one block plus its band (N <= block + 2w)
     uses the dense path with a band mask, which is then no larger than the banded layout; the
-    weights come back in band layout either way.  Without ``need_weights``, dot-product
-    attention runs through ``fused_attention`` (torch's fused kernel) and weights are None.
+    weights come back in band layout either way.  Without ``need_weights``, dot-product softmax
+    attention runs through ``fused_attention`` (torch's fused kernel) and weights are None; other
+    scores and activations (``ACTIVATIONS``) take the reference paths.
 
     Shapes:
         q, k, v: (B, H, N, Dh) -> out: (B, H, N, Dh),
         weights: (B, H, N, N) when window is None, else (B, H, N, 2w + 1); None without need_weights
     """
-    if not need_weights and score == "dot":
+    if not need_weights and score == "dot" and activation == "softmax":
         return fused_attention(q, k, v, window=window, key_padding_mask=key_padding_mask,
                                relative_bias=relative_bias, dropout=dropout), None
     kwargs = dict(key_padding_mask=key_padding_mask, score=score, v_score=v_score,
-                  relative_bias=relative_bias, dropout=dropout)
+                  relative_bias=relative_bias, dropout=dropout, activation=activation)
     if window is None:
         return dense_attention(q, k, v, window=None, **kwargs)
     if q.shape[2] <= default_block_size(window) + 2 * window:
@@ -555,15 +580,17 @@ class MultiHeadSelfAttention(nn.Module):
         score: "dot" (scaled dot-product) or "additive" (v^T tanh(W_q q + W_k k)).
         relative_bias: learn a bias per head and offset j - i in [-w, w] (needs a window).
         dropout: dropout on the attention weights.
+        activation: scores -> weights, one of ``ACTIVATIONS`` (softmax: the fused fast path).
     Shapes:
         x: (B, N, d_model), key_padding_mask: (B, N) bool  ->  out: (B, N, d_model),
         weights: see ``attention`` (None when need_weights is False and the score is "dot").
     Raises:
-        ValueError: d_model not divisible by n_heads, unknown score, relative_bias without window.
+        ValueError: d_model not divisible by n_heads, unknown score or activation, relative_bias
+            without window.
     """
 
     def __init__(self, d_model: int, n_heads: int, *, window: int | None = None, score: Score = "dot",
-                 relative_bias: bool = False, dropout: float = 0.0):
+                 relative_bias: bool = False, dropout: float = 0.0, activation: Activation = "softmax"):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} is not divisible by n_heads={n_heads}")
@@ -571,6 +598,9 @@ class MultiHeadSelfAttention(nn.Module):
             raise ValueError(f"unknown score function {score!r}; expected one of {SCORES}")
         if relative_bias and window is None:
             raise ValueError("relative_bias needs a window")
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown attention activation {activation!r}; expected one of {ACTIVATIONS}")
+        self.activation = activation
         self.n_heads, self.d_head = n_heads, d_model // n_heads
         self.window, self.score, self.dropout = window, score, dropout
         self.qkv = nn.Linear(d_model, 3 * d_model)
@@ -586,6 +616,7 @@ class MultiHeadSelfAttention(nn.Module):
             q, k, v, window=self.window, key_padding_mask=key_padding_mask, score=self.score,
             v_score=self.v_score, relative_bias=self.relative_bias,
             dropout=self.dropout if self.training else 0.0, need_weights=need_weights,
+            activation=self.activation,
         )
         out = out.transpose(1, 2).reshape(bsz, n, d)  # (B, N, d_model)
         return self.out(out), weights

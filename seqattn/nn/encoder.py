@@ -65,7 +65,8 @@ class EncoderBlock(nn.Module):
         super().__init__()
         self.norm_attn = nn.LayerNorm(cfg.d_model)
         self.attn = MultiHeadSelfAttention(cfg.d_model, cfg.n_heads, window=cfg.window, score=cfg.score,
-                                           relative_bias=cfg.relative_bias, dropout=cfg.attention_dropout)
+                                           relative_bias=cfg.relative_bias, dropout=cfg.attention_dropout,
+                                           activation=cfg.activation)
         self.norm_ffn = nn.LayerNorm(cfg.d_model)
         self.ffn = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(), nn.Dropout(cfg.dropout),
                                  nn.Linear(cfg.d_ff, cfg.d_model))

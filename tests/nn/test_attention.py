@@ -263,3 +263,32 @@ def test_inference_views_path_equals_dense_reference_with_padding(b, n, window, 
     assert (plain - dense_attention(q, k, v, window=window)[0]).abs().max() <= 1e-5
     took_views = b == 1 or -(-n // block) >= module.VIEWS_MIN_BLOCKS
     assert len(calls) == (2 if took_views else 0)
+
+
+@pytest.mark.parametrize("activation", ["softmax", "relu", "sigmoid", "sparsemax"])
+def test_every_activation_agrees_between_dense_and_banded_paths_and_respects_the_mask(activation):
+    from seqattn.nn.attention import banded_attention, dense_attention, dense_to_band
+
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 2, 40, 8, dtype=torch.float64) for _ in range(3))
+    padding = torch.zeros(2, 40, dtype=torch.bool)
+    padding[1, 30:] = True
+    dense_out, dense_w = dense_attention(q, k, v, window=3, key_padding_mask=padding, activation=activation)
+    band_out, band_w = banded_attention(q, k, v, 3, key_padding_mask=padding, activation=activation, block=8)
+    assert torch.allclose(dense_out[0], band_out[0], atol=1e-10)
+    assert torch.allclose(dense_out[1, :, :30], band_out[1, :, :30], atol=1e-10)
+    assert torch.allclose(dense_to_band(dense_w, 3)[1, :, :30], band_w[1, :, :30], atol=1e-10)
+    assert (dense_w[1, :, :, 30:] == 0).all()  # padded keys get no weight
+    outside = ~torch.ones(40, 40, dtype=torch.bool).triu(-3).tril(3)
+    assert (dense_w[..., outside] == 0).all()  # nor keys outside the band
+    if activation in ("softmax", "sparsemax"):
+        assert torch.allclose(dense_w[0].sum(-1), torch.ones(2, 40, dtype=torch.float64))
+    if activation == "sparsemax":
+        assert (dense_w[0] == 0).any()  # exact zeros inside the band
+
+
+def test_an_unknown_activation_is_a_value_error():
+    from seqattn.nn.attention import MultiHeadSelfAttention
+
+    with pytest.raises(ValueError, match="activation"):
+        MultiHeadSelfAttention(8, 2, activation="tanh")
