@@ -64,10 +64,10 @@ def tiny_tagger_config(window: int | None = 2):
 @pytest.fixture(scope="session")
 def tiny_tagger_dir(tiny_treebank, tmp_path_factory) -> Path:
     """A tagger trained for a few seconds on the tiny treebank (it learns it almost perfectly)."""
-    from seqattn.tasks.tagging import TrainSettings, train_tagger
+    from seqattn.tasks.tagging import tagger_settings, train_tagger
 
     out = tmp_path_factory.mktemp("models") / "tiny-tagger"
-    train_tagger(*tiny_treebank, out, TrainSettings(epochs=12, max_tokens=256, warmup_steps=5, lr=3e-3),
+    train_tagger(*tiny_treebank, out, tagger_settings(epochs=12, batch_size=256, warmup_steps=5, lr=3e-3),
                  tiny_tagger_config())
     return out
 
@@ -232,8 +232,8 @@ class Killed(Exception):
 
 def kill_at(epoch: int):
     """An ``on_epoch`` callback that 'kills' the run at the end of ``epoch``."""
-    def on_epoch(report):
-        if report.epoch == epoch:
+    def on_epoch(record: dict):
+        if record["epoch"] == epoch:
             raise Killed
 
     return on_epoch

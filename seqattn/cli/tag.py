@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.models.device import DEVICE_HELP
+from seqattn.readers.text import MAX_LINE_BYTES
 
 PRECISION_HELP = ("int8 (Linear layers quantised, faster; accuracy in the model card; the default on the CPU) | "
                   "fp32 (as trained; the default on a GPU)")
@@ -28,12 +29,20 @@ def tag_cli(
                                        show_default=False),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP, show_default=False),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="Read a longer line in pieces "
+                                       "of this many bytes (memory stays bounded); a sentence that runs on "
+                                       "past a piece is cut, with a message on stderr."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
-    """Tag each word with its UPOS part of speech (shipped English model: en-upos)."""
+    """Tag each word with its UPOS part of speech (shipped English model: en-upos).
+
+    Memory is bounded whatever the input: a sentence of more than 512 words (or running on for
+    more than --max-line-bytes without a sentence boundary) is tagged in pieces of at most 512
+    words, each written as a sentence of its own, with one message on stderr per cut sentence.
+    """
     import sys
 
-    from seqattn.cli.common import choose_format, console, write
+    from seqattn.cli.common import check_max_line_bytes, choose_format, console, say, write
     from seqattn.errors import InputError
     from seqattn.readers.text import INPUT_FORMATS, iter_items, open_text
     from seqattn.render import tags as render
@@ -47,6 +56,7 @@ def tag_cli(
     check_device(device)
     if input_format not in INPUT_FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
+    check_max_line_bytes(max_line_bytes)
     if attention and fmt not in ("pretty", "jsonl"):
         raise InputError(f"--attention draws with --format pretty or adds weights with jsonl, not {fmt}")
     if file is None:
@@ -57,7 +67,7 @@ def tag_cli(
     from seqattn.cli.common import TRIM_EVERY_WORDS, trim_heap
     from seqattn.tasks.tagging import iter_tagged, load_tagger
 
-    with open_text(file) as lines:  # first, so a missing file is reported before the model loads
+    with open_text(file, max_line_bytes) as lines:  # first, so a missing file is reported before the model loads
         tagger = load_tagger(model, precision, device)
         n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads
         if not -n_layers <= layer < n_layers:
@@ -65,7 +75,7 @@ def tag_cli(
         if head is not None and not 0 <= head < n_heads:
             raise InputError(f"--head {head} is outside the model's {n_heads} heads (0..{n_heads - 1})")
         out = console() if fmt == "pretty" else None
-        items = iter_items(lines, input_format)
+        items = iter_items(lines, input_format, tagger.max_words, warn=lambda message: say(message, quiet))
         new_paragraph = False
         since_trim = 0  # words since the heap was last trimmed: flat memory however long the input
         for item, result in iter_tagged(tagger, items, with_attention=attention, flush_when=lines.would_block):
@@ -150,55 +160,50 @@ def evaluate_tagger_cli(
 
 
 def train_tagger_cli(
-    train: Path = typer.Option(..., "--train", help="Training data (CoNLL-U with UPOS)."),
-    dev: Path = typer.Option(..., "--dev", help="Development data for model selection (CoNLL-U with UPOS)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to (usable with --model)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (data order, initialisation, dropout)."),
-    epochs: int = typer.Option(40, "--epochs", help="Passes over the training data."),
-    window: Optional[int] = typer.Option(8, "--window", help="Attention half-width w in words; -1 = full attention."),
-    layers: int = typer.Option(3, "--layers", help="Encoder blocks L."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
-                                          "checkpoint directory (OUT.checkpoint, written after every epoch).",
-                                          show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training data (CoNLL-U with UPOS).",
+                                         show_default=False),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Development data for model selection (CoNLL-U "
+                                       "with UPOS).", show_default=False),
+    word_dropout: Optional[float] = typer.Option(None, "--word-dropout", help="A training word becomes <unk> "
+                                                 "with this probability (its characters stay).", show_default=False),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing in [0, 1).",
+                                                    show_default=False),
+    **shared,
 ) -> None:
     """Train a truncated self-attention UPOS tagger (the recipe of the shipped en-upos).
 
     After every epoch the training state is saved to OUT.checkpoint/; after an interruption
     (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    Under torchrun it trains on several processes (docs/training.md).
     """
-    from seqattn.cli.common import progress, say, write
-    from seqattn.errors import InputError
-    from seqattn.models.io import write_model_dir  # noqa: F401  (fail early on a broken install)
-
-    if epochs < 1:
-        raise InputError(f"--epochs must be >= 1, got {epochs}")
-    if window is not None and window < -1:
-        raise InputError(f"--window must be >= 0, or -1 for full attention; got {window}")
+    from seqattn.cli.common import progress, write
+    from seqattn.cli.train_options import (TrainReporter, annotations_of, fit_settings, gather, is_main_process,
+                                           model_options, required)
     from seqattn.models.tagger import TaggerConfig
-    from seqattn.tasks.tagging import TrainSettings, train_tagger
+    from seqattn.tasks.tagging import TaggerOptions, tagger_settings, train_tagger
+    from seqattn.training.options import ENCODER_OPTIONS
 
+    merged = gather("tagger", {"train": train, "dev": dev, "word_dropout": word_dropout,
+                               "label_smoothing": label_smoothing, **shared}, annotations_of(train_tagger_cli))
+    required(merged, "train", "dev", "out")
+    settings = fit_settings(tagger_settings(), merged)
     config = TaggerConfig()
-    config.encoder.window = None if window == -1 else window
-    config.encoder.n_layers = layers
-    config.encoder.relative_bias = config.encoder.window is not None
-    with progress("training", quiet) as bar:
-        def on_epoch(r):
-            say(f"epoch {r.epoch}/{r.epochs}  loss {r.train_loss:.4f}  dev UPOS {100 * r.dev_accuracy:.2f}%  "
-                f"best {100 * r.best_dev_accuracy:.2f}%  {r.seconds:.0f} s", quiet)
-
-        def on_step(step, total):
-            bar.update(step, total)
-
-        saved = train_tagger(train, dev, out, TrainSettings(epochs=epochs, seed=seed), config,
-                             on_step=on_step, on_epoch=on_epoch, force=force, resume=resume)
-    write(f"saved {out}: dev UPOS {100 * saved['metrics']['dev_upos_accuracy']:.2f}% "
-          f"after {saved['training']['seconds']:.0f} s\n")
+    model_options(merged, "tagger", ENCODER_OPTIONS).apply_to_encoder(config.encoder)
+    options = TaggerOptions(**{k: merged[k] for k in ("word_dropout", "label_smoothing") if k in merged})
+    options.check()
+    with progress("training", merged["quiet"]) as bar:
+        saved = train_tagger(merged["train"], merged["dev"], merged["out"], settings, config, options,
+                             TrainReporter(bar, merged["quiet"], lambda r: f"dev UPOS {100 * r['upos_accuracy']:.2f}%"),
+                             force=merged["force"], resume=merged.get("resume"))
+    if is_main_process():
+        write(f"saved {merged['out']}: dev UPOS {100 * saved['metrics']['dev_upos_accuracy']:.2f}% "
+              f"after {saved['training']['seconds']:.0f} s\n")
 
 
 def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer) -> None:
     """Add the tagging commands to the CLI."""
     app.command("tag")(tag_cli)
     evaluate_app.command("tagger")(evaluate_tagger_cli)
-    train_app.command("tagger")(train_tagger_cli)
+    from seqattn.cli.train_options import train_command
+
+    train_app.command("tagger")(train_command(train_tagger_cli))

@@ -16,16 +16,19 @@ from typing import Callable, Iterable, Iterator
 import torch
 
 from seqattn.errors import InputError, ModelError
-from seqattn.models.io import read_model, write_model_dir
+from seqattn.models.io import read_model
 from seqattn.models.device import inference_precision, resolve_device, to_device
 from seqattn.models.precision import for_inference
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
+from seqattn.readers.text import MAX_SENTENCE_WORDS
 from seqattn.readers.subwords import SubwordModel, train_subwords
-from seqattn.tasks.training import optimizer_step, seed_run, warmup_cosine
+from seqattn.training.engine import FitSettings
 
 TASK = "tagger"
+MAX_PENDING_WORDS = 1 << 16  # words that iter_tagged hands to one predict call at most
+MAX_PENDING_WEIGHTS = 1 << 22  # with attention: weights per layer and head kept for one predict call
 SUBWORDS = "subwords.model"
 
 
@@ -60,15 +63,29 @@ class LoadedTagger:
     def window(self) -> int | None:
         return self.model.cfg.encoder.window
 
+    @property
+    def max_words(self) -> int:
+        """The longest sentence tagged whole: ``MAX_SENTENCE_WORDS`` (512), or the model's ``max_len`` if smaller.
+
+        A learned positional table knows no later position, and full attention keeps N x N weights.
+        """
+        return max(1, min(MAX_SENTENCE_WORDS, self.model.cfg.encoder.max_len))
+
     def predict(self, sentences: list[list[str]], with_attention: bool = False,
                 max_tokens: int = 4096) -> list[TaggedSentence]:
         """Tag sentences (lists of words), batching by length; keeps the input order.
 
+        A sentence longer than ``max_words`` is tagged in pieces of ``max_words`` words whose
+        results are joined (its ``attention`` is then None), so no batch holds more than
+        ``max(max_tokens, max_words)`` words whatever the input.
         Args:
             max_tokens: padded words per batch (sentences sorted by length fill batches).
         Shapes:
             list of B word lists -> list of B TaggedSentence
         """
+        limit = self.max_words
+        if any(len(s) > limit for s in sentences):
+            return self._predict_in_pieces(sentences, limit, with_attention, max_tokens)
         results: list[TaggedSentence | None] = [None] * len(sentences)
         for batch_ids in _length_batches([len(s) for s in sentences], max_tokens):
             batch_sentences = [sentences[i] for i in batch_ids]
@@ -88,6 +105,22 @@ class LoadedTagger:
                     sentences[i], [self.featurizer.cfg.tags[t] for t in ids[row, :n].tolist()],
                     best[row, :n].tolist(), attention)
         return results  # type: ignore[return-value]
+
+    def _predict_in_pieces(self, sentences: list[list[str]], limit: int, with_attention: bool,
+                           max_tokens: int) -> list[TaggedSentence]:
+        """``predict`` with every sentence cut into pieces of at most ``limit`` words, results joined."""
+        pieces = [sentence[start:start + limit] for sentence in sentences
+                  for start in range(0, len(sentence) or 1, limit)]
+        tagged = iter(self.predict(pieces, with_attention, max_tokens))
+        results: list[TaggedSentence] = []
+        for sentence in sentences:
+            if len(sentence) <= limit:
+                results.append(next(tagged))
+                continue
+            parts = [next(tagged) for _ in range(0, len(sentence), limit)]
+            results.append(TaggedSentence(sentence, [tag for p in parts for tag in p.tags],
+                                          [prob for p in parts for prob in p.probabilities]))
+        return results
 
 
 def load_tagger(name_or_path: str | Path = "en-upos", precision: str | None = "fp32",
@@ -138,155 +171,148 @@ def evaluate_tagger(tagger: LoadedTagger, sentences: list[Sentence]) -> dict:
 
 
 @dataclass
-class TrainSettings:
-    """Optimisation settings of ``train_tagger`` (the shipped en-upos recipe by default)."""
+class TaggerOptions:
+    """The tagger's own training options (the shipped en-upos recipe by default)."""
 
-    epochs: int = 40
-    max_tokens: int = 1024  # padded words per batch
-    lr: float = 1e-3  # peak learning rate (AdamW), linear warm-up then cosine decay
-    warmup_steps: int = 400
-    weight_decay: float = 0.01
-    word_dropout: float = 0.1
+    word_dropout: float = 0.1  # a training word becomes <unk> with this probability (its characters stay)
     label_smoothing: float = 0.05
-    seed: int = 0
+
+    def check(self) -> None:
+        """Raises InputError naming the option of a value outside [0, 1)."""
+        for name, value in (("--word-dropout", self.word_dropout), ("--label-smoothing", self.label_smoothing)):
+            if not 0 <= value < 1:
+                raise InputError(f"{name} must be in [0, 1), got {value}")
 
 
-@dataclass
-class EpochReport:
-    """What ``train_tagger`` reports after each epoch."""
+def tagger_settings(**overrides) -> FitSettings:
+    """``fit`` settings of the en-upos recipe (batch_size: padded words per batch), with overrides."""
+    return FitSettings(**{"epochs": 40, "batch_size": 1024, "lr": 1e-3, "warmup_steps": 400,
+                          "weight_decay": 0.01, **overrides})
 
-    epoch: int
-    epochs: int
-    train_loss: float
-    dev_accuracy: float
-    best_dev_accuracy: float
-    seconds: float
+
+class TaggerTask:
+    """Tagging for ``fit``: CoNLL-U sentences with UPOS, a batch of sentences, UPOS accuracy on dev.
+
+    ``prepare`` reads the data, builds the vocabularies from the training data only and trains
+    the sentencepiece model on the training text (or takes both from a checkpoint); the dev set
+    only selects the epoch.
+    Raises (``prepare``):
+        InputError: unreadable data or data without UPOS.
+    """
+
+    name, metric, higher_is_better, shardable = TASK, "upos_accuracy", True, True
+
+    def __init__(self, train_path: str | Path, dev_path: str | Path, config: TaggerConfig,
+                 options: TaggerOptions, settings: FitSettings):
+        from seqattn.training.engine import file_checksum
+
+        self.train_path, self.dev_path, self.cfg, self.options = Path(train_path), Path(dev_path), config, options
+        for path in (self.train_path, self.dev_path):
+            if not path.is_file():
+                raise InputError(f"{path}: no such file")
+        settings_id = {k: v for k, v in vars(settings).items() if k != "device"}
+        self._identity = {"options": {"fit": {k: list(v) if isinstance(v, tuple) else v for k, v in settings_id.items()},
+                                      "model": config.to_dict(), "task": vars(options)},
+                          "data": {"train": file_checksum(self.train_path), "dev": file_checksum(self.dev_path)}}
+        self.batch_size = settings.batch_size
+        self._tmp = tempfile.TemporaryDirectory(prefix="seqattn-tagger-")
+        self.device = torch.device("cpu")
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def prepare(self, checkpoint: dict | None, directory: Path | None) -> None:
+        self.train = [s for s in read_conllu(self.train_path) if s.upos]
+        self.dev = [s for s in read_conllu(self.dev_path) if s.upos]
+        if not self.train or not self.dev:
+            raise InputError(f"{self.train_path if not self.train else self.dev_path}: no sentences with gold UPOS")
+        self.spm_path = Path(self._tmp.name) / SUBWORDS
+        if checkpoint is not None:
+            self.cfg = TaggerConfig.from_dict(checkpoint["config"])
+            shutil.copyfile(directory / SUBWORDS, self.spm_path)
+        else:
+            self.cfg.build_vocabularies([s.words for s in self.train], [s.upos for s in self.train])
+            train_subwords((s.text or " ".join(s.words) for s in self.train), self.spm_path, self.cfg.subword_vocab_size)
+        subwords = SubwordModel(self.spm_path)
+        self.cfg.subword_vocab_size = len(subwords)
+        self.featurizer = Featurizer(self.cfg, subwords)
+        self.lengths = [len(s.words) for s in self.train]
+
+    def build_model(self) -> Tagger:
+        return Tagger(self.cfg)
+
+    def batches(self, epoch: int, rng) -> list[list[int]]:
+        return _length_batches(self.lengths, self.batch_size, rng)
+
+    def loss(self, model: Tagger, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """Mean cross-entropy (label smoothing) over the batch's words, and the word count."""
+        features = to_device(self.featurizer.batch([self.train[i].words for i in batch],
+                                                   [self.train[i].upos for i in batch],
+                                                   self.options.word_dropout, generator), self.device)
+        loss = model.head.loss(model(features), features["labels"], self.options.label_smoothing)
+        return loss, float(sum(self.lengths[i] for i in batch))
+
+    def evaluate(self, model: Tagger) -> dict:
+        tagger = LoadedTagger(model, self.featurizer, {}, Path("."), self.device)
+        return {"upos_accuracy": evaluate_tagger(tagger, self.dev)["upos_accuracy"]}
+
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def files(self) -> dict[str, Path]:
+        return {SUBWORDS: self.spm_path}
+
+    def record(self) -> dict:
+        return {"train": str(self.train_path), "dev": str(self.dev_path)}
 
 
 def train_tagger(
     train_path: str | Path,
     dev_path: str | Path,
-    out: str | Path,
-    settings: TrainSettings | None = None,
+    out: str | Path | None,
+    settings: FitSettings | None = None,
     config: TaggerConfig | None = None,
-    on_step: Callable[[int, int], None] | None = None,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    options: TaggerOptions | None = None,
+    reporter=None,
     force: bool = False,
     meta: dict | None = None,
     resume: str | Path | None = None,
 ) -> dict:
-    """Train a tagger on a CoNLL-U file, select the epoch with the best dev UPOS accuracy, save it.
-
-    The sentencepiece model is trained on the training text first; vocabularies come from the
-    training data only.  The dev set is used for model selection and nothing else.  After every
-    epoch the whole training state goes to ``OUT.checkpoint/`` (atomically); ``resume`` takes
-    such a directory and continues where it stopped, reaching the same weights as an
-    uninterrupted run.  The checkpoint is removed once the model is saved.
+    """Train a tagger on a CoNLL-U file through ``fit``, keep the epoch with the best dev UPOS accuracy.
 
     Args:
-        on_step: called with (step within epoch, steps per epoch) after each update.
-        on_epoch: called with an ``EpochReport`` after each epoch.
-        meta: extra JSON fields for the saved config (data, license, ...).
-        resume: a checkpoint directory written by an interrupted run (its settings and
-            vocabularies win over ``settings`` and ``config``).
+        settings: ``fit`` settings (default ``tagger_settings()``, the en-upos recipe).
+        config: architecture (default ``TaggerConfig()``); vocabularies are filled in here.
+        reporter: progress callbacks (seqattn.training.engine.Reporter).
+        resume: OUT.checkpoint of an interrupted run with the same arguments.
     Returns:
-        the saved config dict (with "metrics": best dev accuracy, epochs, training seconds).
+        the saved config dict ("metrics": dev_upos_accuracy; "training": the run record).
     Raises:
-        InputError: unreadable data or data without UPOS; ModelError: ``out`` exists (no force),
-        or an unreadable checkpoint.
+        InputError: unreadable data, data without UPOS, a forbidden ``out``, a checkpoint of
+            another run; ModelError: an unreadable checkpoint.
     """
-    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
+    from seqattn.training.engine import fit
 
-    out = Path(out)
-    checkpoint_dir = out.with_name(out.name + ".checkpoint")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
-    state = tensors = None
-    if resume is not None:
-        state, tensors = read_checkpoint(resume)
-        settings = TrainSettings(**state["extra"]["settings"])
-    settings = settings or TrainSettings()
-    train = [s for s in read_conllu(train_path) if s.upos]
-    dev = [s for s in read_conllu(dev_path) if s.upos]
-    if not train or not dev:
-        raise InputError(f"{train_path if not train else dev_path}: no sentences with gold UPOS")
-
-    generator, shuffler = seed_run(settings.seed)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        if state is not None:
-            cfg = TaggerConfig.from_dict(state["extra"]["config"])
-            spm_path = Path(tmp) / SUBWORDS
-            spm_path.write_bytes((Path(resume) / SUBWORDS).read_bytes())
-        else:
-            cfg = config or TaggerConfig()
-            cfg.build_vocabularies([s.words for s in train], [s.upos for s in train])
-            spm_path = train_subwords((s.text or " ".join(s.words) for s in train), Path(tmp) / SUBWORDS,
-                                      cfg.subword_vocab_size)
-        subwords = SubwordModel(spm_path)
-        cfg.subword_vocab_size = len(subwords)
-        featurizer = Featurizer(cfg, subwords)
-        model = Tagger(cfg)
-        tagger = LoadedTagger(model, featurizer, {}, out)
-        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-        steps_per_epoch = len(_length_batches([len(s.words) for s in train], settings.max_tokens))
-        total = steps_per_epoch * settings.epochs
-        scheduler = warmup_cosine(optimizer, settings.warmup_steps, total)
-        best, best_state, first_epoch, seconds_before = -1.0, None, 1, 0.0
-        if state is not None:
-            best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
-                                            shuffler=shuffler, generator=generator)
-            best, first_epoch = state["extra"]["best"], state["epoch"] + 1
-            seconds_before = state["extra"]["seconds"]
-        for epoch in range(first_epoch, settings.epochs + 1):
-            epoch_start = time.perf_counter()
-            model.train()
-            losses = []
-            batches = _length_batches([len(s.words) for s in train], settings.max_tokens, shuffler)
-            for step, ids in enumerate(batches, 1):
-                batch = featurizer.batch([train[i].words for i in ids], [train[i].upos for i in ids],
-                                         settings.word_dropout, generator)
-                loss = model.head.loss(model(batch), batch["labels"], settings.label_smoothing)
-                losses.append(optimizer_step(loss, model, optimizer, scheduler))
-                if on_step:
-                    on_step(step, len(batches))
-            model.eval()
-            accuracy = evaluate_tagger(tagger, dev)["upos_accuracy"]
-            if accuracy > best:
-                best, best_state = accuracy, {k: v.detach().clone() for k, v in model.state_dict().items()}
-            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
-                            generator=generator, epoch=epoch, best_state=best_state,
-                            extra={"config": cfg.to_dict(), "settings": vars(settings), "best": best,
-                                   "seconds": seconds_before + time.perf_counter() - start},
-                            files={SUBWORDS: spm_path})
-            if on_epoch:
-                on_epoch(EpochReport(epoch, settings.epochs, sum(losses) / len(losses), accuracy, best,
-                                     time.perf_counter() - epoch_start))
-        seconds = seconds_before + time.perf_counter() - start
-        saved = {
-            "task": TASK,
-            "config": cfg.to_dict(),
-            "training": {"train": str(train_path), "dev": str(dev_path), "seed": settings.seed,
-                         "settings": vars(settings), "seconds": round(seconds, 1),
-                         "torch_threads": torch.get_num_threads()},
-            "metrics": {"dev_upos_accuracy": round(best, 5)},
-            **(meta or {}),
-        }
-        write_model_dir(out, saved, best_state, {SUBWORDS: spm_path}, force=force)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return saved
+    settings = settings or tagger_settings()
+    task = TaggerTask(train_path, dev_path, config or TaggerConfig(), options or TaggerOptions(), settings)
+    return fit(task, settings, out, force=force, resume=resume, reporter=reporter, meta=meta)
 
 
 def iter_tagged(tagger: LoadedTagger, items: Iterable, batch_sentences: int = 256, with_attention: bool = False,
                 flush_when: Callable[[], bool] | None = None) -> Iterator[tuple[object, TaggedSentence | None]]:
     """Tag a stream of ``TextItem``s in batches, yielding (item, result) in input order.
 
-    Paragraph breaks pass through with result None.  Memory is bounded by ``batch_sentences``.
+    Paragraph breaks pass through with result None.  Memory is bounded by design: pending
+    sentences are tagged once there are ``batch_sentences`` of them, ``MAX_PENDING_WORDS`` words,
+    or, with attention, ``MAX_PENDING_WEIGHTS`` attention weights per layer and head (N x N per
+    sentence for full attention, N x (2w + 1) for a window w); a sentence is at most
+    ``tagger.max_words`` words (``LoadedTagger.predict``).
     ``flush_when`` is asked after each item; when it says True (e.g. the input would block, as in
     ``tail -f log | seqattn tag -``) the pending sentences are tagged at once instead of waiting
     for a full batch.
     """
     pending: list = []
+    words = weights = 0  # pending words, and attention weights they will keep
 
     def flush():
         sentences = [item.words for item in pending if not item.is_break]
@@ -295,8 +321,15 @@ def iter_tagged(tagger: LoadedTagger, items: Iterable, batch_sentences: int = 25
             yield item, None if item.is_break else next(results)
         pending.clear()
 
+    keys = None if tagger.window is None else 2 * tagger.window + 1  # attention weights per query
     for item in items:
         pending.append(item)
-        if len(pending) >= batch_sentences or (flush_when is not None and flush_when()):
+        if not item.is_break:
+            n = min(len(item.words), tagger.max_words)
+            words += len(item.words)
+            weights += n * (keys or n) if with_attention else 0
+        if (len(pending) >= batch_sentences or words >= MAX_PENDING_WORDS or weights >= MAX_PENDING_WEIGHTS
+                or (flush_when is not None and flush_when())):
             yield from flush()
+            words = weights = 0
     yield from flush()

@@ -7,7 +7,8 @@ import torch
 
 from seqattn.errors import InputError, ModelError
 from seqattn.readers.conllu import read_conllu
-from seqattn.tasks.tagging import evaluate_tagger, iter_tagged, load_tagger, TrainSettings, train_tagger
+from seqattn.tasks.tagging import evaluate_tagger, iter_tagged, load_tagger, tagger_settings, train_tagger
+from seqattn.training.engine import Callbacks
 from seqattn.readers.text import TextItem
 from tests.conftest import Killed, kill_at, tiny_tagger_config
 
@@ -51,7 +52,7 @@ def test_iter_tagged_passes_breaks_through_in_order(tiny_tagger_dir):
 
 
 def test_same_seed_same_weights(tiny_treebank, tmp_path):
-    settings = TrainSettings(epochs=1, max_tokens=256, warmup_steps=5)
+    settings = tagger_settings(epochs=1, batch_size=256, warmup_steps=5)
     for name in ("a", "b"):
         train_tagger(*tiny_treebank, tmp_path / name, settings, tiny_tagger_config())
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
@@ -61,8 +62,8 @@ def test_training_never_overwrites_without_force(tiny_treebank, tmp_path):
     out = tmp_path / "taken"
     out.mkdir()
     (out / "notes.txt").write_text("mine")
-    with pytest.raises(ModelError, match="--force"):
-        train_tagger(*tiny_treebank, out, TrainSettings(epochs=1), tiny_tagger_config())
+    with pytest.raises(InputError, match="--force"):
+        train_tagger(*tiny_treebank, out, tagger_settings(epochs=1), tiny_tagger_config())
     assert (out / "notes.txt").read_text() == "mine"
 
 
@@ -97,15 +98,17 @@ def test_evaluation_needs_gold_tags(tiny_tagger_dir):
 def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_treebank, tmp_path):
     """Issue 7: a run killed after epoch 1 and resumed from its checkpoint ends where an
     uninterrupted run with the same seed ends, byte for byte."""
-    settings = TrainSettings(epochs=3, max_tokens=256, warmup_steps=5)
+    settings = tagger_settings(epochs=3, batch_size=256, warmup_steps=5)
     train_tagger(*tiny_treebank, tmp_path / "whole", settings, tiny_tagger_config())
 
     with pytest.raises(Killed):
-        train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(), on_epoch=kill_at(1))
+        train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(),
+                     reporter=Callbacks(on_epoch=kill_at(1)))
     checkpoint = tmp_path / "cut.checkpoint"
     assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
     epochs_seen = []
-    train_tagger(*tiny_treebank, tmp_path / "cut", resume=checkpoint, on_epoch=lambda r: epochs_seen.append(r.epoch))
+    train_tagger(*tiny_treebank, tmp_path / "cut", settings, tiny_tagger_config(), resume=checkpoint,
+                 reporter=Callbacks(on_epoch=lambda r: epochs_seen.append(r["epoch"])))
     assert epochs_seen == [2, 3]
     assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert not checkpoint.exists()
