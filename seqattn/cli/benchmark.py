@@ -101,10 +101,12 @@ def speed_cli(
     if fmt == "json":
         write(json.dumps(result) + "\n")
     else:
+        from seqattn.render.safe import printable
+
         unit = "x real time" if result["unit"] == "audio_seconds" else f"{result['unit']}/s"
         where = f"{result['threads']} threads" if result["device"] == "cpu" else result["device"]
-        write(f"{result['model']} ({result['task']}, {result['precision']}, {where}) on "
-              f"{result['data']}: {result['per_second']:,.1f} {unit} (median of {len(result['runs'])} runs over "
+        write(f"{printable(result['model'])} ({result['task']}, {result['precision']}, {where}) on "
+              f"{printable(result['data'])}: {result['per_second']:,.1f} {unit} (median of {len(result['runs'])} runs over "
               f"{result['units']:,} {result['unit'].replace('_', ' ')}); loading took {result['load_seconds']} s\n")
 
 

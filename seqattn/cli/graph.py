@@ -55,8 +55,10 @@ def graph_cli(
     classifier = load_node_classifier(model, device)
     result = classifier.predict(data, with_attention=node is not None)
     if data.self_loops_dropped or data.duplicates_dropped:  # after any error: an error is one line alone
-        say(f"{data.source}: dropped {data.self_loops_dropped:,} self-loops and {data.duplicates_dropped:,} "
-            "duplicate edges (every node attends to itself once)", quiet)
+        from seqattn.render.safe import printable
+
+        say(f"{printable(data.source)}: dropped {data.self_loops_dropped:,} self-loops and "
+            f"{data.duplicates_dropped:,} duplicate edges (every node attends to itself once)", quiet)
     if node is not None:
         _show_attention(data, result, classifier, node, fmt)
     else:
@@ -82,12 +84,19 @@ def _show_classes(data, result, cfg, fmt: str) -> None:
         write("".join(lines))
     else:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"{data.source}: {data.n_nodes:,} nodes, {data.n_edges:,} directed edges")
+        from seqattn.render.safe import printable
+
+        def cell(value) -> Text:  # node ids and class names are shown as given, never read as markup
+            return Text(printable(value))
+
+        table = Table(title=cell(f"{data.source}: {data.n_nodes:,} nodes, {data.n_edges:,} directed edges"))
         for column in ("node", "class", "probability") + (("gold",) if gold is not None else ()):
             table.add_column(column, justify="right" if column == "probability" else "left")
         for k, (n, c, p) in enumerate(zip(data.nodes, result.classes, result.probabilities)):
-            table.add_row(n, c, f"{p:.3f}", *((str(gold[k] if gold[k] is not None else "-"),) if gold is not None else ()))
+            table.add_row(cell(n), cell(c), f"{p:.3f}",
+                          *((cell(gold[k] if gold[k] is not None else "-"),) if gold is not None else ()))
         console().print(table)
 
 
@@ -113,9 +122,13 @@ def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
     else:
         from rich import box
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); attention "
-                            f"over its {len(sources) - 1} neighbours and itself", title_justify="left",
+        from seqattn.render.safe import printable
+
+        table = Table(title=Text(printable(f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); "
+                                           f"attention over its {len(sources) - 1} neighbours and itself")),
+                      title_justify="left",
                       box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
         table.add_column("neighbour", no_wrap=True)
         table.add_column("class", no_wrap=True)
@@ -123,8 +136,8 @@ def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
             for head in range(w.shape[1]):
                 table.add_column(f"L{layer}h{head}", justify="right", no_wrap=True)
         for r in order:
-            label = data.nodes[sources[r]] + (" (self)" if sources[r] == node else "")
-            table.add_row(label, result.classes[sources[r]],
+            label = printable(data.nodes[sources[r]]) + (" (self)" if sources[r] == node else "")
+            table.add_row(Text(label), Text(printable(result.classes[sources[r]])),
                           *(f"{float(w[r, h]):.3f}" for w in per_layer for h in range(w.shape[1])))
         table.caption = ("L<layer>h<head>: each column sums to 1 (a softmax over the node's incoming edges); "
                          "rows by layer-0 mean weight")

@@ -51,12 +51,13 @@ def models_cli(
         write("".join("\t".join(map(str, r)) + "\n" for r in rows))
         return
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title="Shipped models")
     for column in ("name", "task", "attention window", "training data", "license", "test metric"):
         table.add_column(column)
-    for row in rows:
-        table.add_row(*map(str, row))
+    for row in rows:  # Text, not markup: a "[...]" in a metric or data name is shown as written
+        table.add_row(*(Text(str(value)) for value in row))
     console().print(table)
 
 
@@ -86,15 +87,13 @@ _register_commands()
 _add_exit_codes(app)
 
 
-# Characters that would end or garble the one line of an error (and terminal escapes from a file).
-_UNPRINTABLE = dict.fromkeys([*range(0x20), 0x7F, 0x85, 0x2028, 0x2029])
-
-
 def _one_line(message: str) -> str:
-    """``message`` with control characters and Unicode line breaks escaped (``\\n``, ``\\u2028``)."""
-    if not any(ord(c) in _UNPRINTABLE for c in message):
-        return message
-    return "".join(c.encode("unicode_escape").decode("ascii") if ord(c) in _UNPRINTABLE else c for c in message)
+    """``message`` with what would end or garble its one line, or drive the terminal, escaped:
+    C0/C1 controls, DEL, Unicode line breaks and bidi controls (``\\n``, ``\\x1b``, ``\\u2028``;
+    seqattn.render.safe.printable)."""
+    from seqattn.render.safe import printable
+
+    return printable(message)
 
 
 def _error(message: str, code: int) -> int:

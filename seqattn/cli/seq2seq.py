@@ -49,6 +49,7 @@ def seq2seq_cli(
     from seqattn.errors import InputError
     from seqattn.models.device import check_device
     from seqattn.render import seq2seq as render
+    from seqattn.render.safe import printable
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
     check_device(device)
@@ -98,8 +99,8 @@ def seq2seq_cli(
                 number = next(numbers)
                 unknown = source.unknown(text.strip()) if source is not None and text.strip() else []
                 if unknown:
-                    say(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model does "
-                        f"not know, read as <unk>: {' '.join(map(repr, unknown[:10]))}", quiet)
+                    say(printable(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model "
+                                  f"does not know, read as <unk>: {' '.join(map(repr, unknown[:10]))}"), quiet)
             texts = [t.strip() for t in pending if t.strip()]
             decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention) if texts else [])
             emit(pending, [next(decoded) if t.strip() else None for t in pending])

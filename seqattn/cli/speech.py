@@ -56,11 +56,17 @@ def frames_cli(
             raise InputError(f"{name}: {info.duration_s:.3f} s is shorter than one {window:g} ms frame")
         chunks = FeatureExtractor(spec).stream(iter_audio(path, spec.sample_rate_hz))
         if fmt == "pretty":
+            from rich.text import Text
+
+            from seqattn.render.safe import printable
+
             matrix = np.concatenate(list(chunks))
             out = console()
-            out.print(f"[bold]{name}[/bold]  {info.duration_s:.2f} s, {info.sample_rate_hz} Hz"
-                      + (f" -> {spec.sample_rate_hz} Hz" if spec.sample_rate_hz != info.sample_rate_hz else "")
-                      + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)", soft_wrap=True)
+            head = Text(printable(name), style="bold")  # a file name is shown, never read as markup
+            head.append(f"  {info.duration_s:.2f} s, {info.sample_rate_hz} Hz"
+                        + (f" -> {spec.sample_rate_hz} Hz" if spec.sample_rate_hz != info.sample_rate_hz else "")
+                        + f", {len(matrix):,} frames x {bins} {features} ({window:g} ms every {hop:g} ms)")
+            out.print(head, soft_wrap=True)
             out.print(render.spectrogram(matrix))
             return
         done = 0
@@ -133,9 +139,12 @@ def speech_cli(
 def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str, fmt: str, attention: bool,
                    layer: int, min_segment: float, quiet: bool, device: str = "cpu") -> None:
     """Recognise each clip and write its result as soon as it is ready (one record per clip)."""
+    from rich.markup import escape
+
     from seqattn.cli.common import console, progress, write
     from seqattn.errors import InputError
     from seqattn.render import speech as render
+    from seqattn.render.safe import printable
     from seqattn.tasks.speech import load_speech_model, recognise
 
     loaded = load_speech_model(model, device)
@@ -145,7 +154,7 @@ def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str,
         raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
     out = console() if fmt == "pretty" else None
     for k, (clip, name) in enumerate(zip(paths, names)):
-        with progress(Path(name).name, quiet) as bar:
+        with progress(escape(printable(Path(name).name)), quiet) as bar:  # the bar reads rich markup
             result = recognise(loaded, clip, attention_layer=layer if attention else None,
                                on_frames=lambda done, total: bar.update(done, total), min_segment_s=min_segment)
         result.file = name

@@ -8,6 +8,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from seqattn.render.safe import printable
+
 
 def _colour(value: float, top: float) -> str:
     """White (0) to deep blue (top): a sequential scale that reads on dark and light terminals."""
@@ -37,6 +39,9 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
             title: str = "", legend: str | None = None) -> Group:
     """A title, a rich Table (rows are queries, labelled; columns keys, numbered) and a legend.
 
+    Labels, title and legend are shown as plain text, escaped with ``printable`` (never read as
+    rich markup), so words from the input cannot style or drive the terminal.
+
     Args:
         legend: the line under the table; default "keys: 0=<col label> 1=...".
     Shapes:
@@ -49,8 +54,8 @@ def heatmap(matrix: Sequence[Sequence[float]], row_labels: Sequence[str], col_la
         table.add_column(str(j % 100).rjust(2), justify="center", no_wrap=True, min_width=2)
     for i, row in enumerate(matrix):
         cells = [Text("  ", style=f"on {_colour(v, top)}") for v in row]
-        table.add_row(f"{i} {row_labels[i]} ", *cells)
+        table.add_row(Text(f"{i} {printable(row_labels[i])} "), *cells)
     if legend is None:
         legend = "keys: " + "  ".join(f"{j}={label}" for j, label in enumerate(col_labels))
-    return Group(Text(title, style="bold"), table, Text(legend),
+    return Group(Text(printable(title), style="bold"), table, Text(printable(legend)),
                  Text(f"scale: white 0 .. dark blue {top:.2f}", style="dim"))

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from seqattn.render.heatmap import downsample, heatmap
+from seqattn.render.safe import printable
 
 if TYPE_CHECKING:  # for type checkers only: rendering needs no torch
     from seqattn.tasks.seq2seq import Output
@@ -23,13 +24,13 @@ def _clean(text: str) -> str:
 
 
 def pretty(source: str, result: "Output | None") -> Text:
-    """``source  ->  output`` (an empty input line stays empty)."""
+    """``source  ->  output`` (an empty input line stays empty; both escaped with ``printable``)."""
     line = Text()
     if result is None:
         return line
-    line.append(source, style="bold")
+    line.append(printable(source), style="bold")
     line.append("  ->  ", style="dim")
-    line.append(result.text, style="bold cyan")
+    line.append(printable(result.text), style="bold cyan")
     return line
 
 
@@ -57,7 +58,7 @@ def alignment(result: "Output", max_size: int = 60):
     matrix, step = downsample(result.attention.tolist(), max_size)
     rows = (result.symbols + ["</s>"]) if step == 1 else [f"{i * step}.." for i in range(len(matrix))]
     cols = result.source_symbols if step == 1 else [f"{j * step}.." for j in range(len(matrix[0]))]
-    legend = "source: " + "  ".join(f"{j}={label}" for j, label in enumerate(cols))
+    legend = "source: " + "  ".join(f"{j}={printable(label)}" for j, label in enumerate(cols))
     return heatmap(matrix, rows, cols, title="encoder-decoder attention (output x source, last layer, "
                    "mean over heads)", legend=legend)
 

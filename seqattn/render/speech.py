@@ -12,6 +12,8 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from seqattn.render.safe import printable
+
 if TYPE_CHECKING:  # for type checkers only: rendering needs no torch
     import numpy as np
 
@@ -24,22 +26,24 @@ def _channels(n: int) -> str:
 
 def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str) -> tuple[Text, Group]:
     """Duration, sample rate, frame count, class and transcript (print with soft_wrap, so that
-    long paths run on), and the segments table of one clip."""
+    long paths run on), and the segments table of one clip.  The file name and the model's labels
+    are escaped with ``printable``."""
     head = Text()
-    head.append(result.file, style="bold")
+    head.append(printable(result.file), style="bold")
     head.append(f"  {result.duration_s:.2f} s, {result.sample_rate_hz} Hz {_channels(result.channels)}, "
                 f"{result.frames:,} frames ({window_ms:g} ms every {hop_ms:g} ms)\n")
     head.append("class       ", style="dim")
-    head.append(result.label, style="bold green")
+    head.append(printable(result.label), style="bold green")
     head.append(f"  ({result.confidence:.3f})\n")
     head.append("transcript  ", style="dim")
-    head.append(" ".join(result.transcript) or "(nothing)", style="bold cyan")
+    head.append(printable(" ".join(result.transcript)) or "(nothing)", style="bold cyan")
     table = Table(box=None, padding=(0, 2), show_edge=False, title_justify="left")
     for name, justify in (("start s", "right"), ("end s", "right"), ("label", "left"), ("confidence", "right")):
         table.add_column(name, justify=justify)
     for s in result.segments:
         style = "dim" if s.label == silence else "bold"
-        table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", Text(s.label, style=style), f"{s.confidence:.2f}")
+        table.add_row(f"{s.start_s:.2f}", f"{s.end_s:.2f}", Text(printable(s.label), style=style),
+                      f"{s.confidence:.2f}")
     return head, Group(Text("segments (frame tags)", style="dim"), table)
 
 

@@ -6,6 +6,8 @@ import json
 
 from rich.text import Text
 
+from seqattn.render.safe import printable
+
 # One colour per UPOS tag family, so open-class words stand out from function words.
 TAG_COLOURS = {
     "NOUN": "cyan", "PROPN": "bright_cyan", "VERB": "green", "AUX": "bright_green", "ADJ": "yellow",
@@ -16,13 +18,14 @@ TAG_COLOURS = {
 
 
 def pretty(words: list[str], tags: list[str]) -> Text:
-    """word/TAG pairs, the tag coloured by its class, wrapped by the terminal."""
+    """word/TAG pairs, the tag coloured by its class, wrapped by the terminal (words and tags escaped
+    with ``printable``: terminal controls in the input are shown, not obeyed)."""
     text = Text()
     for i, (word, tag) in enumerate(zip(words, tags)):
         if i:
             text.append(" ")
-        text.append(word, style="bold")
-        text.append("/" + tag, style=TAG_COLOURS.get(tag, "white"))
+        text.append(printable(word), style="bold")
+        text.append("/" + printable(tag), style=TAG_COLOURS.get(tag, "white"))
     return text
 
 
