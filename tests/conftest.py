@@ -146,10 +146,10 @@ def tiny_node_classifier_config():
 @pytest.fixture(scope="session")
 def tiny_graph_model_dir(tiny_planetoid, tmp_path_factory) -> Path:
     """A node classifier trained for a second or two on the tiny Planetoid graph."""
-    from seqattn.tasks.graph import NodeTrainSettings, train_node_classifier
+    from seqattn.tasks.graph import node_settings, train_node_classifier
 
     out = tmp_path_factory.mktemp("models") / "tiny-graph"
-    train_node_classifier(tiny_planetoid, out, NodeTrainSettings(max_epochs=30, patience=30, lr=0.02),
+    train_node_classifier(tiny_planetoid, out, node_settings(epochs=30, patience=30, lr=0.02),
                           tiny_node_classifier_config())
     return out
 
@@ -210,14 +210,14 @@ def tiny_speech_dir(tone_manifests, tmp_path_factory) -> Path:
     import torch
 
     from seqattn.tasks.speech import read_manifest
-    from seqattn.tasks.speech_training import TrainSettings, train_speech
+    from seqattn.tasks.speech_training import SpeechOptions, speech_settings, train_speech
 
     out = tmp_path_factory.mktemp("models") / "tiny-speech"
     threads = torch.get_num_threads()
     torch.set_num_threads(1)  # a model this small gains nothing from threads, and loses much on a busy machine
     try:
         train_speech(read_manifest(tone_manifests[0]), out, tiny_speech_config(),
-                     TrainSettings(epochs=8, sequences=24, max_frames=2000, warmup_steps=5, lr=5e-3))
+                     speech_settings(epochs=8, batch_size=2000, warmup_steps=5, lr=5e-3), options=SpeechOptions(sequences=24))
     finally:
         torch.set_num_threads(threads)
     return out

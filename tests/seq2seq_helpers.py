@@ -41,11 +41,12 @@ def trained_reverser(root: Path) -> Path:
     """A tiny model trained for a few seconds on reversing (once per test session)."""
     if "model" not in _TRAINED:
         from seqattn.readers.pairs import read_pairs
-        from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+        from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
 
         train = read_pairs(write_pairs(root / "train.tsv", reverse_pairs(600, 0)))
         dev = read_pairs(write_pairs(root / "dev.tsv", reverse_pairs(60, 1)))
         train_seq2seq(train, dev, root / "reverser", tiny_seq2seq_config(),
-                      TrainSettings(epochs=12, max_tokens=300, lr=5e-3, warmup_steps=30, label_smoothing=0.0))
+                      seq2seq_settings(epochs=12, batch_size=300, lr=5e-3, warmup_steps=30),
+                      Seq2SeqOptions(label_smoothing=0.0))
         _TRAINED["model"] = root / "reverser"
     return _TRAINED["model"]

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.models.device import DEVICE_HELP
+from seqattn.readers.text import MAX_LINE_BYTES
 
 FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: input<TAB>output per line) | "
                 "jsonl (one object per line, with the alignment under --attention)")
@@ -37,15 +38,20 @@ def seq2seq_cli(
     attention: bool = typer.Option(False, "--attention", help="Draw the encoder-decoder attention (source "
                                    "symbols x output symbols) of each input: the alignment."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
+    max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="A longer input line is "
+                                       "refused (an error on stderr, an empty output row), read in pieces of this "
+                                       "size so memory stays bounded."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Map each input line to an output sequence (spelling -> phonemes with en-g2p).
 
     Empty input lines stay in place so that outputs line up with inputs.  A line with symbols
     the model never saw in training (digits for en-g2p) gets a message on stderr: they are read
-    as the unknown symbol, and its output is a guess.
+    as the unknown symbol, and its output is a guess.  A line longer than the model takes (512
+    source symbols, or --max-line-bytes) gets an error on stderr (even with --quiet) and an empty
+    output row; the other lines are answered, and the command ends with exit code 2.
     """
-    from seqattn.cli.common import STDIN_NAME, choose_format, console, say, write
+    from seqattn.cli.common import STDIN_NAME, check_max_line_bytes, choose_format, console, say, write
     from seqattn.errors import InputError
     from seqattn.models.device import check_device
     from seqattn.render import seq2seq as render
@@ -57,6 +63,7 @@ def seq2seq_cli(
         raise InputError(f"--beam must be >= 1, got {beam}")
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
+    check_max_line_bytes(max_line_bytes)
     if file.endswith(".npz"):
         from seqattn.readers.pairs import read_frames
 
@@ -90,13 +97,21 @@ def seq2seq_cli(
 
     name = STDIN_NAME if file == "-" else file
     source = loaded.featurizer.source  # None for a frames model, whose decode refuses text
-    with open_text(file) as lines:
+    max_symbols = max_source_symbols(loaded)
+    refused = 0
+    with open_text(file, max_line_bytes) as lines:
         pending: list[str] = []
+        refusals: dict[int, str] = {}  # index in pending -> why that line gets no output (its text is "")
         numbers = itertools.count(1)  # input line numbers, for the messages on unknown symbols
 
         def flush():
-            for text in pending:
+            nonlocal refused
+            for k, text in enumerate(pending):
                 number = next(numbers)
+                if k in refusals:  # an error even with --quiet: this line has no output
+                    say(f"{name}:{number}: {refusals[k]}; no output for this line")
+                    refused += 1
+                    continue
                 unknown = source.unknown(text.strip()) if source is not None and text.strip() else []
                 if unknown:
                     say(printable(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model "
@@ -105,12 +120,38 @@ def seq2seq_cli(
             decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention) if texts else [])
             emit(pending, [next(decoded) if t.strip() else None for t in pending])
             pending.clear()
+            refusals.clear()
 
-        for line in lines:
-            pending.append(line)
-            if len(pending) >= 256 or lines.would_block():
+        skipping = False  # inside the rest of a line that is too long, read and dropped piece by piece
+        for line, ends in lines.pieces():
+            if not skipping:
+                if not ends:
+                    refusals[len(pending)] = f"a line longer than {max_line_bytes:,} bytes (--max-line-bytes)"
+                    line = ""
+                elif source is not None and line.strip():
+                    n = loaded.featurizer.source_length(line.strip())
+                    if n > max_symbols:
+                        refusals[len(pending)] = f"{n:,} source symbols, more than the {max_symbols} the model takes"
+                        line = ""
+                pending.append(line)  # an empty row keeps the outputs in line with the inputs
+            skipping = not ends
+            if not skipping and (len(pending) >= 256 or lines.would_block()):
                 flush()
         flush()
+    if refused:
+        raise InputError(f"{refused:,} input line{'s were' if refused > 1 else ' was'} refused (see above)")
+
+
+MAX_SOURCE_SYMBOLS = 512  # the longest source `seqattn seq2seq` decodes (en-g2p: letters of one word)
+
+
+def max_source_symbols(loaded) -> int:
+    """The longest source a seq2seq model is given: ``MAX_SOURCE_SYMBOLS``, or its encoder's ``max_len`` if smaller.
+
+    Full attention keeps S x S weights per head and the beam search runs up to
+    ``max_output_ratio`` x S steps, so a source of 1 MB would not end in bounded memory or time.
+    """
+    return max(1, min(MAX_SOURCE_SYMBOLS, loaded.cfg.encoder.max_len))
 
 
 def evaluate_seq2seq_cli(
@@ -141,6 +182,12 @@ def evaluate_seq2seq_cli(
         raise InputError(f"--beam must be >= 1, got {beam}")
     pairs = _read_data(data, text, "--")
     loaded = load_seq2seq(model, device)
+    max_symbols = max_source_symbols(loaded)
+    for pair in pairs:
+        if isinstance(pair.source, str) and loaded.featurizer.source is not None:
+            n = loaded.featurizer.source_length(pair.source)
+            if n > max_symbols:
+                raise InputError(f"{pair.where}: {n:,} source symbols, more than the {max_symbols} the model takes")
     with progress("decoding", quiet) as bar:
         result = {"data": str(data), "model": model, "device": str(loaded.device),
                   **evaluate_seq2seq(loaded, pairs, beam, on_batch=lambda i, n: bar.update(i, n))}
@@ -153,110 +200,101 @@ def evaluate_seq2seq_cli(
 
 
 def train_seq2seq_cli(
-    train: Path = typer.Option(..., "--train", help="Training pairs: " + DATA_HELP),
-    dev: Path = typer.Option(..., "--dev", help="Pairs for model selection (the epoch with the lowest dev "
-                                                "error is kept), same kind as --train."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to (usable with --model)."),
+    train: Optional[Path] = typer.Option(None, "--train", help="Training pairs: " + DATA_HELP, show_default=False),
+    dev: Optional[Path] = typer.Option(None, "--dev", help="Pairs for model selection (the epoch with the lowest "
+                                       "dev error is kept), same kind as --train.", show_default=False),
     train_text: Optional[Path] = typer.Option(None, "--train-text", help="Transcripts of a frames --train "
                                               "(.npz).", show_default=False),
     dev_text: Optional[Path] = typer.Option(None, "--dev-text", help="Transcripts of a frames --dev (.npz).",
                                             show_default=False),
-    source: str = typer.Option("sentencepiece", "--source", help="How sources become symbols: chars | words | "
-                               "sentencepiece (frames: automatic for .npz)."),
-    target: str = typer.Option("sentencepiece", "--target", help="How targets become symbols: chars | words "
-                               "(e.g. phonemes) | sentencepiece."),
-    vocab_size: int = typer.Option(8000, "--vocab-size", help="Pieces per sentencepiece vocabulary."),
-    d_model: int = typer.Option(256, "--d-model", help="Size of every vector in encoder and decoder."),
-    layers: int = typer.Option(3, "--layers", help="Encoder blocks."),
-    decoder_layers: int = typer.Option(3, "--decoder-layers", help="Decoder blocks."),
-    heads: int = typer.Option(4, "--heads", help="Attention heads."),
-    d_ff: Optional[int] = typer.Option(None, "--d-ff", help="FFN hidden size (default 4 x d-model).",
-                                       show_default=False),
-    window: Optional[int] = typer.Option(None, "--window", help="Truncated encoder attention |i - j| <= w "
-                                         "(default: full attention).", show_default=False),
-    dropout: float = typer.Option(0.1, "--dropout", help="Dropout on residual branches and attention."),
-    stride: int = typer.Option(4, "--stride", help="Frames per encoder step (frames only: 1, 2 or 4)."),
-    epochs: int = typer.Option(30, "--epochs", help="Passes over the training pairs."),
-    max_minutes: Optional[float] = typer.Option(None, "--max-minutes", help="Stop after the epoch that passes "
-                                                "this training time.", show_default=False),
-    max_tokens: int = typer.Option(4096, "--max-tokens", help="Padded source + target positions per batch."),
-    lr: float = typer.Option(1e-3, "--lr", help="Peak learning rate (linear warm-up, then cosine decay to 0 at the last epoch)."),
-    warmup: int = typer.Option(1000, "--warmup", help="Warm-up steps."),
-    label_smoothing: float = typer.Option(0.1, "--label-smoothing", help="Label smoothing of the loss."),
-    ctc_weight: float = typer.Option(0.0, "--ctc-weight", help="Weight w of a CTC loss on the encoder (joint "
-                                     "CTC-attention; helps frames models learn the alignment): (1-w) CE + w CTC."),
-    time_masks: int = typer.Option(0, "--time-masks", help="SpecAugment time masks per utterance (frames)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, batch order, dropout)."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
-                                          "OUT.checkpoint directory.", show_default=False),
-    average_last: int = typer.Option(0, "--average-last", help="Also score the mean weights of the last K "
-                                     "epochs (checkpoint averaging) on dev; kept if better than the best epoch. "
-                                     "0 = off."),
+    source: Optional[str] = typer.Option(None, "--source", help="How sources become symbols: chars | words | "
+                                         "sentencepiece (default; frames: automatic for .npz).", show_default=False),
+    target: Optional[str] = typer.Option(None, "--target", help="How targets become symbols: chars | words "
+                                         "(e.g. phonemes) | sentencepiece (default).", show_default=False),
+    vocab_size: Optional[int] = typer.Option(None, "--vocab-size", help="Pieces per sentencepiece vocabulary "
+                                             "(default 8000).", show_default=False),
+    decoder_layers: Optional[int] = typer.Option(None, "--decoder-layers", help="Decoder blocks (default 3).",
+                                                 show_default=False),
+    stride: Optional[int] = typer.Option(None, "--stride", help="Frames per encoder step (frames only: 1, 2 or "
+                                         "4; default 4).", show_default=False),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing of the loss "
+                                                    "(default 0.1).", show_default=False),
+    ctc_weight: Optional[float] = typer.Option(None, "--ctc-weight", help="Weight w of a CTC loss on the encoder "
+                                               "(joint CTC-attention; helps frames models learn the alignment): "
+                                               "(1-w) CE + w CTC.", show_default=False),
+    time_masks: Optional[int] = typer.Option(None, "--time-masks", help="SpecAugment time masks per utterance "
+                                             "(frames).", show_default=False),
     init: Optional[str] = typer.Option(None, "--init", help="Start from this trained seq2seq model (name or "
                                        "directory) instead of random weights; its architecture and vocabularies "
-                                       "replace the options above.", show_default=False),
-    force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
+                                       "replace the model options.", show_default=False),
+    **shared,
 ) -> None:
-    """Train an encoder-decoder on source<TAB>target pairs (or frames + transcripts); keep the best dev epoch."""
-    from seqattn.cli.common import progress, say, write
-    from seqattn.errors import InputError
-    from seqattn.models.seq2seq import SOURCE_KINDS, SYMBOL_KINDS
+    """Train an encoder-decoder on source<TAB>target pairs (or frames + transcripts); keep the best dev epoch.
 
-    for name, value in (("--epochs", epochs), ("--layers", layers), ("--decoder-layers", decoder_layers),
-                        ("--d-model", d_model), ("--heads", heads), ("--max-tokens", max_tokens),
-                        ("--warmup", warmup), ("--vocab-size", vocab_size)):
-        if value < 1:
-            raise InputError(f"{name} must be >= 1, got {value}")
-    if d_model % heads:
-        raise InputError(f"--d-model {d_model} is not divisible by --heads {heads}")
-    if source not in SOURCE_KINDS or target not in SYMBOL_KINDS:
-        raise InputError(f"--source is one of {', '.join(SYMBOL_KINDS)}; --target one of {', '.join(SYMBOL_KINDS)}")
-    if stride not in (1, 2, 4):
-        raise InputError(f"--stride must be 1, 2 or 4, got {stride}")
-    if average_last < 0:
-        raise InputError(f"--average-last must be >= 0, got {average_last}")
-    if not 0 <= ctc_weight < 1:
-        raise InputError(f"--ctc-weight must be in [0, 1), got {ctc_weight}")
-    if window is not None and window < 0:
-        raise InputError(f"--window must be >= 0, got {window}")
-    from seqattn.models.seq2seq import Seq2SeqConfig
+    The model options (--layers --d-model --heads --d-ff --dropout --attention-window --score
+    --positional --attention-activation) shape the encoder; --d-model, --heads, --d-ff and
+    --dropout the decoder too.  Under torchrun it trains on several processes (docs/training.md).
+    """
+    from seqattn.cli.common import progress, say, write
+    from seqattn.cli.train_options import (TrainReporter, annotations_of, fit_settings, gather, is_main_process,
+                                           model_options, required)
+    from seqattn.errors import InputError
+    from seqattn.models.seq2seq import SOURCE_KINDS, SYMBOL_KINDS, Seq2SeqConfig
     from seqattn.nn.decoder import DecoderConfig
     from seqattn.nn.encoder import EncoderConfig
-    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
+    from seqattn.training.options import ENCODER_OPTIONS
 
-    train_pairs = _read_data(train, train_text, "--train")
-    dev_pairs = _read_data(dev, dev_text, "--dev")
-    frames = train.suffix == ".npz"
-    if frames != (dev.suffix == ".npz"):
+    own = {"train": train, "dev": dev, "train_text": train_text, "dev_text": dev_text, "source": source,
+           "target": target, "vocab_size": vocab_size, "decoder_layers": decoder_layers, "stride": stride,
+           "label_smoothing": label_smoothing, "ctc_weight": ctc_weight, "time_masks": time_masks, "init": init}
+    merged = gather("seq2seq", {**own, **shared}, annotations_of(train_seq2seq_cli))
+    required(merged, "train", "dev", "out")
+    source, target = merged.get("source", "sentencepiece"), merged.get("target", "sentencepiece")
+    if source not in SOURCE_KINDS or target not in SYMBOL_KINDS:
+        raise InputError(f"--source is one of {', '.join(SYMBOL_KINDS)}; --target one of {', '.join(SYMBOL_KINDS)}")
+    stride, ctc_weight = merged.get("stride", 4), merged.get("ctc_weight", 0.0)
+    if stride not in (1, 2, 4):
+        raise InputError(f"--stride must be 1, 2 or 4, got {stride}")
+    if not 0 <= ctc_weight < 1:
+        raise InputError(f"--ctc-weight must be in [0, 1), got {ctc_weight}")
+    options = Seq2SeqOptions(**{k: merged[k] for k in ("label_smoothing", "time_masks") if k in merged},
+                             **({"subword_vocab_size": merged["vocab_size"]} if "vocab_size" in merged else {}))
+    options.check()
+    given = model_options(merged, "seq2seq", ENCODER_OPTIONS)
+    settings = fit_settings(seq2seq_settings(), merged)
+    encoder = EncoderConfig(d_model=256, n_heads=4, n_layers=3, d_ff=1024, dropout=0.1, attention_dropout=0.1)
+    given.apply_to_encoder(encoder)  # option errors before any data is read
+    train_path, dev_path = merged["train"], merged["dev"]
+    train_pairs = _read_data(train_path, merged.get("train_text"), "--train")
+    dev_pairs = _read_data(dev_path, merged.get("dev_text"), "--dev")
+    frames = train_path.suffix == ".npz"
+    if frames != (dev_path.suffix == ".npz"):
         raise InputError("--train and --dev must both be pairs files or both frames .npz")
-    ff = d_ff or 4 * d_model
-    config = Seq2SeqConfig(
-        source="frames" if frames else source, target=target, frame_stride=stride, ctc_weight=ctc_weight,
-        frame_dim=train_pairs[0].source.shape[1] if frames else 13,
-        encoder=EncoderConfig(d_model=d_model, n_heads=heads, n_layers=layers, d_ff=ff, dropout=dropout,
-                              attention_dropout=dropout, window=window),
-        decoder=DecoderConfig(d_model=d_model, n_heads=heads, n_layers=decoder_layers, d_ff=ff, dropout=dropout))
-    settings = TrainSettings(epochs=epochs, max_tokens=max_tokens, lr=lr, warmup_steps=warmup,
-                             label_smoothing=label_smoothing, time_masks=time_masks, seed=seed,
-                             max_minutes=max_minutes, average_last=average_last)
-    with progress("training", quiet) as bar:
-        def on_epoch(r):
-            dev_text = "  ".join(f"{k} {100 * r.dev[k]:.2f}%" for k in ("wer", "per") if k in r.dev)
-            if "bleu" in r.dev:
-                dev_text += f"  bleu {r.dev['bleu']:.2f}"
-            say(f"epoch {r.epoch}/{r.epochs}  loss {r.train_loss:.4f}  dev {dev_text}  {r.seconds:.0f} s", quiet)
+    decoder = DecoderConfig(d_model=encoder.d_model, n_heads=encoder.n_heads, d_ff=encoder.d_ff,
+                            dropout=encoder.dropout, n_layers=merged.get("decoder_layers", 3))
+    config = Seq2SeqConfig(source="frames" if frames else source, target=target, frame_stride=stride,
+                           ctc_weight=ctc_weight, frame_dim=train_pairs[0].source.shape[1] if frames else 13,
+                           encoder=encoder, decoder=decoder)
+    quiet = merged["quiet"]
 
-        saved = train_seq2seq(train_pairs, dev_pairs, out, config, settings, vocab_size,
-                              on_step=lambda step, total: bar.update(step, total), on_epoch=on_epoch,
-                              force=force, resume=resume, init=init,
-                              meta={"data": {"train": str(train), "dev": str(dev)}})
+    def describe(r: dict) -> str:
+        text = "  ".join(f"{k} {100 * r[k]:.2f}%" for k in ("wer", "per") if k in r)
+        return f"dev {text}" + (f"  bleu {r['bleu']:.2f}" if "bleu" in r else "")
+
+    with progress("training", quiet) as bar:
+        saved = train_seq2seq(train_pairs, dev_pairs, merged["out"], config, settings, options,
+                              TrainReporter(bar, quiet, describe), force=merged["force"],
+                              resume=merged.get("resume"), init=merged.get("init"),
+                              meta={"data": {"train": str(train_path), "dev": str(dev_path)}})
+    if not is_main_process():
+        return
     metrics = saved["metrics"]
     averaged = saved["training"].get("averaged")
     if averaged is not None:
         say(f"mean of epochs {averaged['epochs'][0]}-{averaged['epochs'][-1]}: dev error "
-            f"{100 * averaged['dev_error']:.2f}% ({'kept' if averaged['kept'] else 'not kept'})", quiet)
-    write(f"saved {out}: dev wer {100 * metrics['dev_wer']:.2f}% per {100 * metrics['dev_per']:.2f}% "
+            f"{100 * averaged['error']:.2f}% ({'kept' if averaged['kept'] else 'not kept'})", quiet)
+    write(f"saved {merged['out']}: dev wer {100 * metrics['dev_wer']:.2f}% per {100 * metrics['dev_per']:.2f}% "
           f"after {saved['training']['seconds']:.0f} s\n")
 
 
@@ -264,4 +302,6 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     """Add the seq2seq commands to the CLI."""
     app.command("seq2seq")(seq2seq_cli)
     evaluate_app.command("seq2seq")(evaluate_seq2seq_cli)
-    train_app.command("seq2seq")(train_seq2seq_cli)
+    from seqattn.cli.train_options import train_command
+
+    train_app.command("seq2seq")(train_command(train_seq2seq_cli))

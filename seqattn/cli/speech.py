@@ -210,73 +210,78 @@ def evaluate_speech_cli(
 
 
 def train_speech_cli(
-    train: List[Path] = typer.Option(..., "--train", help="Training manifest(s) (path, label TSV; one label per "
-                                                          "clip); repeat to combine."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to (usable with --model)."),
+    train: Optional[List[Path]] = typer.Option(None, "--train", help="Training manifest(s) (path, label TSV; one "
+                                               "label per clip); repeat to combine.", show_default=False),
     dev: Optional[Path] = typer.Option(None, "--dev", help="Manifest for model selection (keep the epoch with the "
                                        "best dev class accuracy); default: keep the last epoch.",
                                        show_default=False),
-    seed: int = typer.Option(0, "--seed", help="Random seed (augmentation, sequences, initialisation)."),
-    epochs: int = typer.Option(30, "--epochs", help="Passes over the training clips."),
-    sequences: int = typer.Option(800, "--sequences", help="Made-up recordings of 2-7 clips in a row per epoch."),
-    window: float = typer.Option(25.0, "--window", help="Frame length in ms."),
-    hop: float = typer.Option(10.0, "--hop", help="Frame shift in ms."),
-    features: str = typer.Option("logmel", "--features", help="logmel | mfcc"),
-    bins: int = typer.Option(40, "--bins", help="Values per frame: mel bands (logmel) or coefficients (mfcc)."),
-    sample_rate: int = typer.Option(8000, "--sample-rate", help="Sample rate (Hz) the model reads."),
-    attention_window: int = typer.Option(8, "--attention-window", help="Attention half-width w in steps: "
-                                                                       "step i sees steps j with |i - j| <= w."),
-    stride: int = typer.Option(2, "--stride", help="Frames per attention step (a strided convolution pairs "
-                                                    "frames before attention)."),
-    layers: int = typer.Option(4, "--layers", help="Encoder blocks L."),
-    d_model: int = typer.Option(96, "--d-model", help="Size of the frame vectors inside the encoder."),
-    force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
-                                          "checkpoint directory (OUT.checkpoint, written after every epoch); "
-                                          "give the same --train and --dev.", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr."),
+    sequences: Optional[int] = typer.Option(None, "--sequences", help="Made-up recordings of 2-7 clips in a row "
+                                            "per epoch (default 800).", show_default=False),
+    window: Optional[float] = typer.Option(None, "--window", help="Frame length in ms (default 25).",
+                                           show_default=False),
+    hop: Optional[float] = typer.Option(None, "--hop", help="Frame shift in ms (default 10).", show_default=False),
+    features: Optional[str] = typer.Option(None, "--features", help="logmel | mfcc (default logmel).",
+                                           show_default=False),
+    bins: Optional[int] = typer.Option(None, "--bins", help="Values per frame: mel bands (logmel) or coefficients "
+                                       "(mfcc); default 40.", show_default=False),
+    sample_rate: Optional[int] = typer.Option(None, "--sample-rate", help="Sample rate (Hz) the model reads "
+                                              "(default 8000).", show_default=False),
+    stride: Optional[int] = typer.Option(None, "--stride", help="Frames per attention step (a strided "
+                                         "convolution pairs frames before attention; default 2).", show_default=False),
+    label_smoothing: Optional[float] = typer.Option(None, "--label-smoothing", help="Label smoothing in [0, 1).",
+                                                    show_default=False),
+    **shared,
 ) -> None:
     """Train a truncated self-attention speech model (the recipe of the shipped digits model).
 
-    After every epoch the training state is saved to OUT.checkpoint/; after an interruption
-    (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    --window is the frame length in ms; the attention half-width is --attention-window, in
+    attention steps.  After every epoch the training state is saved to OUT.checkpoint/; after an
+    interruption (even kill -9) the same command with --resume OUT.checkpoint continues where it
+    stopped.  Under torchrun it trains on several processes (docs/training.md).
     """
-    from seqattn.cli.common import progress, say, write
-    from seqattn.errors import InputError
+    from seqattn.cli.common import progress, write
+    from seqattn.cli.train_options import (TrainReporter, annotations_of, fit_settings, gather, is_main_process,
+                                           model_options, required)
+    from seqattn.training.options import ENCODER_OPTIONS
 
-    for name, value in (("--epochs", epochs), ("--layers", layers), ("--d-model", d_model), ("--stride", stride)):
-        if value < 1:
-            raise InputError(f"{name} must be >= 1, got {value}")
-    if sequences < 0 or attention_window < 0:
-        raise InputError("--sequences and --attention-window must be >= 0")
-    if d_model % 4:
-        raise InputError(f"--d-model must be a multiple of the 4 attention heads, got {d_model}")
-    from seqattn.readers.frames import FrameSpec
-
-    spec = FrameSpec(sample_rate, window, hop, features, bins)  # checks the values before any data is read
+    merged = gather("speech", {"train": train, "dev": dev, "sequences": sequences, "window": window, "hop": hop,
+                               "features": features, "bins": bins, "sample_rate": sample_rate, "stride": stride,
+                               "label_smoothing": label_smoothing, **shared}, annotations_of(train_speech_cli))
+    required(merged, "train", "out")
     from seqattn.models.speech import SpeechConfig
+    from seqattn.readers.frames import FrameSpec
     from seqattn.tasks.speech import read_manifest
-    from seqattn.tasks.speech_training import TrainSettings, train_speech
+    from seqattn.tasks.speech_training import SpeechOptions, speech_settings, train_speech
 
-    rows = [row for manifest in train for row in read_manifest(manifest)]
-    dev_rows = read_manifest(dev) if dev else None
-    config = SpeechConfig(frames=spec, stride=stride)
-    config.encoder.window, config.encoder.n_layers = attention_window, layers
-    config.encoder.d_model, config.encoder.d_ff = d_model, 2 * d_model
+    config = SpeechConfig()
+    spec = config.frames.to_dict()
+    for key, flag in (("sample_rate", "sample_rate_hz"), ("window", "window_ms"), ("hop", "hop_ms"),
+                      ("features", "features"), ("bins", "bins")):
+        if merged.get(key) is not None:
+            spec[flag] = merged[key]
+    config.frames = FrameSpec.from_dict(spec)  # checks the values before any data is read
+    if merged.get("stride") is not None:
+        config.stride = merged["stride"]
+    given = model_options(merged, "speech", ENCODER_OPTIONS)
+    given.apply_to_encoder(config.encoder)
+    if given.d_model is not None and given.d_ff is None:
+        config.encoder.d_ff = 2 * given.d_model  # the digits recipe's FFN
+    config = SpeechConfig.from_dict(config.to_dict())  # the config's own rules (odd kernel, truncated attention)
+    settings = fit_settings(speech_settings(), merged)
+    options = SpeechOptions(**{k: merged[k] for k in ("sequences", "label_smoothing") if k in merged})
+    rows = [row for manifest in merged["train"] for row in read_manifest(manifest)]
+    dev_rows = read_manifest(merged["dev"]) if merged.get("dev") else None
+    quiet = merged["quiet"]
     with progress("reading", quiet) as bar:
-        def on_step(step, total, phase):
-            bar.update(step, total, description=phase)
-
-        def on_epoch(r):
-            dev_text = f"  dev accuracy {100 * r.dev_accuracy:.2f}%" if r.dev_accuracy is not None else ""
-            say(f"epoch {r.epoch}/{r.epochs}  loss {r.train_loss:.4f}{dev_text}  {r.seconds:.0f} s", quiet)
-
-        saved = train_speech(rows, out, config, TrainSettings(epochs=epochs, sequences=sequences, seed=seed),
-                             dev_rows, on_step=on_step, on_epoch=on_epoch, force=force,
-                             meta={"data": ", ".join(str(t) for t in train)}, resume=resume)
-    dev_text = (f": dev accuracy {100 * saved['metrics']['dev_accuracy']:.2f}%"
-                if "dev_accuracy" in saved["metrics"] else "")
-    write(f"saved {out}{dev_text} after {saved['training']['seconds']:.0f} s\n")
+        saved = train_speech(rows, merged["out"], config, settings, dev_rows, options,
+                             TrainReporter(bar, quiet, lambda r: f"dev accuracy {100 * r['accuracy']:.2f}%"
+                                           if "accuracy" in r else ""),
+                             force=merged["force"], meta={"data": ", ".join(str(t) for t in merged["train"])},
+                             resume=merged.get("resume"), on_clip=lambda i, n: bar.update(i, n, description="reading"))
+    if is_main_process():
+        dev_text = (f": dev accuracy {100 * saved['metrics']['dev_accuracy']:.2f}%"
+                    if "dev_accuracy" in saved["metrics"] else "")
+        write(f"saved {merged['out']}{dev_text} after {saved['training']['seconds']:.0f} s\n")
 
 
 def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer) -> None:
@@ -284,4 +289,6 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     app.command("speech")(speech_cli)
     app.command("frames")(frames_cli)
     evaluate_app.command("speech")(evaluate_speech_cli)
-    train_app.command("speech")(train_speech_cli)
+    from seqattn.cli.train_options import train_command
+
+    train_app.command("speech")(train_command(train_speech_cli))

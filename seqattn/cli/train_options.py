@@ -43,7 +43,7 @@ SHARED: dict[str, tuple[object, object]] = {
     "epochs": (Optional[int], _opt("--epochs", help="Passes over the training data (an upper bound with "
                                                     "--patience).")),
     "lr": (Optional[float], _opt("--lr", help="Peak learning rate (linear warm-up, then cosine decay).")),
-    "warmup_steps": (Optional[int], _opt("--warmup-steps", help="Steps of linear learning-rate warm-up.")),
+    "warmup_steps": (Optional[int], _opt("--warmup-steps", "--warmup", help="Steps of linear learning-rate warm-up.")),
     "weight_decay": (Optional[float], _opt("--weight-decay", help="Weight decay (AdamW).")),
     "batch_size": (Optional[int], _opt("--batch-size", "--max-tokens", help="Batch size per step, in the task's "
                                                                             "unit (padded tokens or frames, "

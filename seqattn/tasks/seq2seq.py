@@ -14,7 +14,6 @@ Metrics (``evaluate_seq2seq``), each source compared with the *closest* of its r
 
 from __future__ import annotations
 
-import math
 import random
 import shutil
 import tempfile
@@ -28,13 +27,13 @@ import torch
 
 from seqattn.errors import InputError, ModelError
 from seqattn.models.device import resolve_device, to_device
-from seqattn.models.io import read_model, write_model_dir
+from seqattn.models.io import read_model
 from seqattn.models.seq2seq import BOS, EOS, PAD, SPECIALS, UNK, Seq2Seq, Seq2SeqConfig
 from seqattn.nn.decoder import beam_search
 from seqattn.readers.pairs import Pair
 from seqattn.tasks.batching import length_batches
 from seqattn.tasks.scoring import edit_distance
-from seqattn.tasks.training import WeightAverage, optimizer_step, seed_run, warmup_cosine
+from seqattn.training.engine import FitSettings
 
 TASK = "seq2seq"
 SUBWORD_FILES = {"source": "source.model", "target": "target.model"}
@@ -252,9 +251,12 @@ def load_seq2seq(name_or_path: str | Path = "en-g2p", device: str = "cpu") -> Lo
     place = resolve_device(device)
     path, meta, cfg, model = read_model(name_or_path, TASK, Seq2SeqConfig, Seq2Seq, "a seq2seq model")
     model = model.to(place)
-    source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols, path / SUBWORD_FILES["source"],
-                                                         fold_case=True)
-    target = Symbols(cfg.target, cfg.target_symbols, path / SUBWORD_FILES["target"])
+    try:
+        source = None if cfg.source == "frames" else Symbols(cfg.source, cfg.source_symbols,
+                                                             path / SUBWORD_FILES["source"], fold_case=True)
+        target = Symbols(cfg.target, cfg.target_symbols, path / SUBWORD_FILES["target"])
+    except (OSError, RuntimeError) as err:  # sentencepiece refusing a damaged .model file
+        raise ModelError(f"{path}: a sentencepiece model is unreadable ({str(err).splitlines()[0][:200]})") from None
     return LoadedSeq2Seq(model, Featurizer(cfg, source, target), meta, path)
 
 
@@ -329,35 +331,6 @@ def evaluate_seq2seq(loaded: LoadedSeq2Seq, pairs: list[Pair], beam: int = 5,
 # --------------------------------------------------------------------------- training
 
 
-@dataclass
-class TrainSettings:
-    """Optimisation settings of ``train_seq2seq`` (defaults: the shipped en-g2p recipe)."""
-
-    epochs: int = 30
-    max_tokens: int = 4096  # padded source + target positions per batch
-    lr: float = 1e-3  # peak learning rate (AdamW): linear warm-up, then cosine decay to 0 at the last epoch
-    warmup_steps: int = 1000
-    weight_decay: float = 0.01
-    label_smoothing: float = 0.1
-    dev_beam: int = 1  # beam for the dev score that selects the epoch (1 = greedy, fast)
-    time_masks: int = 0  # SpecAugment-style time masks per utterance (frames only)
-    seed: int = 0
-    max_minutes: float | None = None  # stop after the epoch that passes this budget
-    average_last: int = 0  # mean weights of the last K epochs compete with the best epoch on dev (0: off)
-
-
-@dataclass
-class EpochReport:
-    """What ``train_seq2seq`` reports after each epoch (dev error: the selection metric, lower is better)."""
-
-    epoch: int
-    epochs: int
-    train_loss: float
-    dev: dict
-    best_dev_error: float
-    seconds: float
-
-
 def selection_error(metrics: dict, target_kind: str) -> float:
     """The dev number that picks the epoch: the sequence error rate (G2P's WER) for ``words`` targets,
     the word error rate for character and sentencepiece targets (speech, translation: WER rather
@@ -378,179 +351,178 @@ def _time_mask(frames: np.ndarray, masks: int, rng: random.Random) -> np.ndarray
     return frames
 
 
+@dataclass
+class Seq2SeqOptions:
+    """The seq2seq task's own training options (defaults: the shipped en-g2p recipe)."""
+
+    label_smoothing: float = 0.1
+    dev_beam: int = 1  # beam for the dev score that selects the epoch (1 = greedy, fast)
+    time_masks: int = 0  # SpecAugment-style time masks per utterance (frames only)
+    subword_vocab_size: int = 8000  # pieces per sentencepiece side
+
+    def check(self) -> None:
+        """Raises InputError naming the option of a value out of range."""
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+        for name, value, low in (("--dev-beam", self.dev_beam, 1), ("--time-masks", self.time_masks, 0),
+                                 ("--vocab-size", self.subword_vocab_size, 1)):
+            if not low <= value <= 1_000_000:
+                raise InputError(f"{name} must be between {low} and 1000000, got {value}")
+
+
+def seq2seq_settings(**overrides) -> FitSettings:
+    """``fit`` settings of the en-g2p recipe (batch_size: padded source + target positions), with overrides."""
+    return FitSettings(**{"epochs": 30, "batch_size": 4096, "lr": 1e-3, "warmup_steps": 1000, "betas": (0.9, 0.98),
+                          "weight_decay": 0.01, **overrides})
+
+
+def _pairs_checksum(pairs: list[Pair]) -> str:
+    import hashlib
+
+    digest = hashlib.sha256()
+    for pair in pairs:
+        source = pair.source.tobytes() if isinstance(pair.source, np.ndarray) else pair.source.encode()
+        digest.update(source + b"\t" + pair.target.encode() + b"\n")
+    return digest.hexdigest()
+
+
+class Seq2SeqTask:
+    """Encoder-decoder training for ``fit``: pairs in, label-smoothed cross-entropy, dev error out.
+
+    Vocabularies (and sentencepiece models) come from the training pairs only; the dev pairs only
+    select the epoch (``selection_error``, lower is better).  ``init`` starts from a trained model
+    (its architecture and vocabularies replace ``config``; a warm restart of the schedule).
+    """
+
+    name, metric, higher_is_better, shardable = TASK, "error", False, True
+
+    def __init__(self, train: list[Pair], dev: list[Pair], config: Seq2SeqConfig, options: Seq2SeqOptions,
+                 settings: FitSettings, init: str | Path | None = None):
+        if not train or not dev:
+            raise InputError("seq2seq training needs training pairs and dev pairs")
+        self.train_pairs, self.dev_pairs, self.options, self.init = train, dev, options, init
+        self.start_from = load_seq2seq(init) if init is not None else None
+        self.cfg = Seq2SeqConfig.from_dict(self.start_from.cfg.to_dict()) if self.start_from else config
+        frames = self.cfg.source == "frames"
+        for pair in train[:1] + dev[:1]:
+            if isinstance(pair.source, np.ndarray) != frames:
+                raise InputError(f"{pair.where}: the model's source is {self.cfg.source}, this data is "
+                                 f"{'frames' if isinstance(pair.source, np.ndarray) else 'text'}")
+        self.batch_size, self.seed = settings.batch_size, settings.seed
+        settings_id = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items() if k != "device"}
+        self._identity = {"options": {"fit": settings_id, "model": self.cfg.to_dict(), "task": vars(options),
+                                      "init": None if init is None else str(init)},
+                          "data": {"train": _pairs_checksum(train), "dev": _pairs_checksum(dev)}}
+        self._tmp = tempfile.TemporaryDirectory(prefix="seqattn-seq2seq-")
+        self.device = torch.device("cpu")
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def prepare(self, checkpoint: dict | None, directory: Path | None) -> None:
+        from seqattn.readers.subwords import train_subwords
+
+        cfg, tmp = self.cfg, Path(self._tmp.name)
+        if checkpoint is not None:
+            cfg = self.cfg = Seq2SeqConfig.from_dict(checkpoint["config"])
+        frames = cfg.source == "frames"
+        self.subword_files: dict[str, Path] = {}
+        for side in ("source", "target"):
+            if (cfg.source if side == "source" else cfg.target) != "sentencepiece":
+                continue
+            path = self.subword_files[SUBWORD_FILES[side]] = tmp / SUBWORD_FILES[side]
+            if checkpoint is not None or self.start_from is not None:
+                shutil.copyfile((directory if checkpoint is not None else self.start_from.path) / SUBWORD_FILES[side],
+                                path)
+            else:
+                train_subwords([p.source if side == "source" else p.target for p in self.train_pairs], path,
+                               self.options.subword_vocab_size)
+        if checkpoint is None and self.start_from is None:
+            if not frames:
+                cfg.source_symbols = build_symbols(cfg.source, [p.source for p in self.train_pairs],
+                                                   self.subword_files.get(SUBWORD_FILES["source"]))
+            cfg.target_symbols = build_symbols(cfg.target, [p.target for p in self.train_pairs],
+                                               self.subword_files.get(SUBWORD_FILES["target"]))
+        source = None if frames else Symbols(cfg.source, cfg.source_symbols,
+                                             self.subword_files.get(SUBWORD_FILES["source"]), fold_case=True)
+        self.target = Symbols(cfg.target, cfg.target_symbols, self.subword_files.get(SUBWORD_FILES["target"]))
+        self.featurizer = Featurizer(cfg, source, self.target)
+        self.dev_sources, self.dev_references = group_references(self.dev_pairs)
+        self.target_lengths = [len(self.target.split(p.target)) + 1 for p in self.train_pairs]
+        self.lengths = [self.featurizer.source_length(p.source) // (cfg.frame_stride if frames else 1) + t - 1
+                        for p, t in zip(self.train_pairs, self.target_lengths)]
+
+    def build_model(self) -> Seq2Seq:
+        model = Seq2Seq(self.cfg)
+        if self.start_from is not None:
+            model.load_state_dict(self.start_from.model.state_dict())
+        return model
+
+    def batches(self, epoch: int, rng) -> list[list[int]]:
+        return length_batches(self.lengths, self.batch_size, rng)
+
+    def loss(self, model: Seq2Seq, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """Label-smoothed cross-entropy per target symbol (+ CTC where configured), and the symbol count."""
+        sources = [self.train_pairs[i].source for i in batch]
+        if self.cfg.source == "frames" and self.options.time_masks:
+            rng = random.Random(int(torch.randint(0, 2 ** 62, (1,), generator=generator)))
+            sources = [_time_mask(s, self.options.time_masks, rng) for s in sources]
+        features = to_device(self.featurizer.batch(sources, [self.train_pairs[i].target for i in batch]), self.device)
+        loss = model.loss(features, self.options.label_smoothing)
+        return loss, float(sum(self.target_lengths[i] for i in batch))
+
+    def evaluate(self, model: Seq2Seq) -> dict:
+        loaded = LoadedSeq2Seq(model, self.featurizer, {}, Path("."))
+        outputs = loaded.decode(self.dev_sources, beam=self.options.dev_beam)
+        metrics = score_outputs([o.text for o in outputs], self.dev_references, self.target)
+        return {**metrics, "error": selection_error(metrics, self.cfg.target)}
+
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def files(self) -> dict[str, Path]:
+        return self.subword_files
+
+    def record(self) -> dict:
+        return {"train_pairs": len(self.train_pairs), "dev_pairs": len(self.dev_pairs),
+                **({"init": str(self.init)} if self.init is not None else {})}
+
+
 def train_seq2seq(
     train: list[Pair],
     dev: list[Pair],
-    out: str | Path,
+    out: str | Path | None,
     config: Seq2SeqConfig | None = None,
-    settings: TrainSettings | None = None,
-    subword_vocab_size: int = 8000,
-    on_step: Callable[[int, int], None] | None = None,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    settings: FitSettings | None = None,
+    options: Seq2SeqOptions | None = None,
+    reporter=None,
     force: bool = False,
     meta: dict | None = None,
     resume: str | Path | None = None,
     init: str | Path | None = None,
 ) -> dict:
-    """Train an encoder-decoder on pairs, keep the epoch with the best dev score, save it.
+    """Train an encoder-decoder on pairs through ``fit``, keep the epoch with the best dev score, save it.
 
-    Vocabularies (and sentencepiece models, for ``sentencepiece`` sides) come from the training
-    pairs only; the dev pairs only select the epoch (greedy decoding, see ``selection_error``).
-    With ``settings.average_last`` K > 1, the mean of the weights after the last K epochs
-    (checkpoint averaging, ``WeightAverage``) is scored on dev too and kept if it is better.
-    After every epoch the whole training state goes to ``OUT.checkpoint/`` (atomically);
-    ``resume`` continues from such a directory.  The checkpoint is removed once the model is saved.
-    ``init`` starts from a trained model instead of random weights (a warm restart: the schedule
-    starts again, SGDR, Loshchilov & Hutter 2017); its architecture and vocabularies replace ``config``.
+    With ``settings.average_last`` K > 1 the mean of the weights after the last K epochs
+    (checkpoint averaging) is scored on dev too and kept if it is better.  ``init`` starts from a
+    trained model (fine-tuning, continued training) instead of random weights.
 
-    Args:
-        config: architecture and side kinds; its vocabularies are filled in here.
-        subword_vocab_size: pieces per sentencepiece side.
-        on_step: called with (step within epoch, steps per epoch) after each update.
-        on_epoch: called with an ``EpochReport`` after each epoch.
-        meta: extra JSON fields for the saved config (data, license, ...).
-        init: a seq2seq model name or directory to start from (fine-tuning, continued training).
     Returns:
-        the saved config dict (with "metrics": the best epoch's dev metrics).
+        the saved config dict ("metrics": the best epoch's dev metrics, dev_error the selection error).
     Raises:
-        InputError: no training or dev pairs, frames given to a text config (or the reverse);
-        ModelError: ``out`` exists (no force), an unreadable checkpoint or ``init`` model.
+        InputError: no training or dev pairs, frames given to a text config (or the reverse), both
+            ``init`` and ``resume``, a forbidden ``out``; ModelError: an unreadable checkpoint or
+            ``init`` model.
     """
-    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
-    from seqattn.readers.subwords import train_subwords
+    from seqattn.training.engine import fit
 
-    out = Path(out)
-    checkpoint_dir = out.with_name(out.name + ".checkpoint")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ModelError(f"{out}: exists and is not empty; choose another --out or pass --force")
-    if not train or not dev:
-        raise InputError("seq2seq training needs training pairs and dev pairs")
-    state = tensors = start_from = None
     if init is not None and resume is not None:
         raise InputError("--init starts a new run and --resume continues one: give only one")
-    if init is not None:
-        start_from = load_seq2seq(init)
-        config = Seq2SeqConfig.from_dict(start_from.cfg.to_dict())
-    if resume is not None:
-        state, tensors = read_checkpoint(resume)
-        settings = TrainSettings(**state["extra"]["settings"])
-        config = Seq2SeqConfig.from_dict(state["extra"]["config"])
-    settings, cfg = settings or TrainSettings(), config or Seq2SeqConfig()
-    frames = cfg.source == "frames"
-    for pair in train[:1] + dev[:1]:
-        if isinstance(pair.source, np.ndarray) != frames:
-            raise InputError(f"{pair.where}: the model's source is {cfg.source}, this data is "
-                             f"{'frames' if isinstance(pair.source, np.ndarray) else 'text'}")
-    generator, shuffler = seed_run(settings.seed)
-    start = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        files: dict[str, Path] = {}
-        for side in ("source", "target"):
-            kind = cfg.source if side == "source" else cfg.target
-            if kind != "sentencepiece":
-                continue
-            files[SUBWORD_FILES[side]] = Path(tmp) / SUBWORD_FILES[side]
-            if state is not None or start_from is not None:
-                from_dir = Path(resume) if state is not None else start_from.path
-                shutil.copyfile(from_dir / SUBWORD_FILES[side], files[SUBWORD_FILES[side]])
-            else:
-                texts = [p.source if side == "source" else p.target for p in train]
-                train_subwords(texts, files[SUBWORD_FILES[side]], subword_vocab_size)
-        if state is None and start_from is None:
-            if not frames:
-                cfg.source_symbols = build_symbols(cfg.source, [p.source for p in train],
-                                                   files.get(SUBWORD_FILES["source"]))
-            cfg.target_symbols = build_symbols(cfg.target, [p.target for p in train],
-                                               files.get(SUBWORD_FILES["target"]))
-        source = None if frames else Symbols(cfg.source, cfg.source_symbols, files.get(SUBWORD_FILES["source"]),
-                                             fold_case=True)
-        target = Symbols(cfg.target, cfg.target_symbols, files.get(SUBWORD_FILES["target"]))
-        featurizer = Featurizer(cfg, source, target)
-        model = Seq2Seq(cfg)
-        if start_from is not None:
-            model.load_state_dict(start_from.model.state_dict())
-        loaded = LoadedSeq2Seq(model, featurizer, {}, out)
-        dev_sources, dev_references = group_references(dev)
-        lengths = [featurizer.source_length(p.source) // (cfg.frame_stride if frames else 1)
-                   + len(target.split(p.target)) for p in train]
-        optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, betas=(0.9, 0.98),
-                                      weight_decay=settings.weight_decay)
-        steps_per_epoch = len(length_batches(lengths, settings.max_tokens))
-
-        total = steps_per_epoch * settings.epochs
-        scheduler = warmup_cosine(optimizer, settings.warmup_steps, total)
-        best, best_state, best_metrics, first_epoch, seconds_before = math.inf, None, {}, 1, 0.0
-        averager = WeightAverage(settings.average_last, settings.epochs)
-        if state is not None:
-            best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
-                                            shuffler=shuffler, generator=generator)
-            averager.restore({k[len("extra.sum."):]: v for k, v in tensors.items() if k.startswith("extra.sum.")},
-                             state["extra"].get("averaged_epochs", []))
-            best, best_metrics = state["extra"]["best"], state["extra"]["best_metrics"]
-            first_epoch, seconds_before = state["epoch"] + 1, state["extra"]["seconds"]
-        epochs_run = first_epoch - 1
-        for epoch in range(first_epoch, settings.epochs + 1):
-            epoch_start = time.perf_counter()
-            model.train()
-            losses = []
-            batches = length_batches(lengths, settings.max_tokens, shuffler)
-            for step, ids in enumerate(batches, 1):
-                sources = [train[i].source for i in ids]
-                if frames and settings.time_masks:
-                    sources = [_time_mask(s, settings.time_masks, shuffler) for s in sources]
-                batch = featurizer.batch(sources, [train[i].target for i in ids])
-                loss = model.loss(batch, settings.label_smoothing)
-                losses.append(optimizer_step(loss, model, optimizer, scheduler))
-                if on_step:
-                    on_step(step, len(batches))
-            model.eval()
-            outputs = loaded.decode(dev_sources, beam=settings.dev_beam)
-            metrics = score_outputs([o.text for o in outputs], dev_references, target)
-            error = selection_error(metrics, cfg.target)
-            if error < best:
-                best, best_metrics = error, metrics
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            epochs_run = epoch
-            averager.add(epoch, model.state_dict())
-            elapsed = seconds_before + time.perf_counter() - start
-            sums, averaged_epochs = averager.state()
-            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
-                            generator=generator, epoch=epoch, best_state=best_state,
-                            extra={"config": cfg.to_dict(), "settings": vars(settings), "best": best,
-                                   "best_metrics": best_metrics, "seconds": elapsed,
-                                   "averaged_epochs": averaged_epochs},
-                            files=files, extra_tensors={f"sum.{k}": v for k, v in sums.items()})
-            if on_epoch:
-                on_epoch(EpochReport(epoch, settings.epochs, sum(losses) / len(losses), metrics, best,
-                                     time.perf_counter() - epoch_start))
-            if settings.max_minutes is not None and elapsed > 60 * settings.max_minutes:
-                break
-        averaged = None
-        average = averager.average()
-        if average is not None:
-            model.load_state_dict(average)
-            model.eval()
-            metrics = score_outputs([o.text for o in loaded.decode(dev_sources, beam=settings.dev_beam)],
-                                    dev_references, target)
-            error = selection_error(metrics, cfg.target)
-            averaged = {"epochs": averager.epochs, "dev_error": round(error, 5), "kept": error < best}
-            if error < best:
-                best, best_metrics, best_state = error, metrics, average
-        seconds = seconds_before + time.perf_counter() - start
-        saved = {
-            "task": TASK,
-            "config": cfg.to_dict(),
-            "training": {"seed": settings.seed, "settings": vars(settings), "epochs_run": epochs_run,
-                         "train_pairs": len(train), "dev_pairs": len(dev), "seconds": round(seconds, 1),
-                         "torch_threads": torch.get_num_threads(),
-                         **({"init": str(init)} if init is not None else {}),
-                         **({"averaged": averaged} if averaged is not None else {})},
-            "metrics": {f"dev_{k}": (round(v, 5) if isinstance(v, float) else v) for k, v in best_metrics.items()},
-            **(meta or {}),
-        }
-        write_model_dir(out, saved, best_state, files, force=force)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return saved
+    settings = settings or seq2seq_settings()
+    options = options or Seq2SeqOptions()
+    options.check()
+    task = Seq2SeqTask(train, dev, config or Seq2SeqConfig(), options, settings, init)
+    return fit(task, settings, out, force=force, resume=resume, reporter=reporter, meta=meta)
 
 
 def holdout(pairs: list[Pair], held_out_sources: Iterable[str]) -> tuple[list[Pair], list[Pair]]:

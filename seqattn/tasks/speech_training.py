@@ -19,9 +19,6 @@ with pauses would sound.  These functions never print; progress goes to callback
 from __future__ import annotations
 
 import math
-import random
-import shutil
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -29,14 +26,13 @@ from typing import Callable
 import numpy as np
 import torch
 
-from seqattn.errors import InputError, ModelError
-from seqattn.models.io import write_model_dir
+from seqattn.errors import InputError
 from seqattn.models.speech import SILENCE, SpeechConfig, SpeechModel
 from seqattn.readers.audio import read_audio
 from seqattn.readers.frames import FeatureExtractor, FrameSpec
 from seqattn.tasks.batching import length_batches
 from seqattn.tasks.speech import TASK, ManifestRow
-from seqattn.tasks.training import start_or_resume, warmup_cosine
+from seqattn.training.engine import FitSettings
 
 
 @dataclass
@@ -57,32 +53,6 @@ class Example:
     spans: list[tuple[int, int, int]]  # (start sample, end sample, label id)
     label: int
     targets: list[int]
-
-
-@dataclass
-class TrainSettings:
-    """Optimisation and data settings of ``train_speech`` (the shipped digits recipe by default)."""
-
-    epochs: int = 30
-    sequences: int = 800  # made-up sequences of 2..7 clips per epoch
-    max_frames: int = 3000  # padded frames per batch (smaller batches: more steps, which CTC needs)
-    lr: float = 2e-3  # peak learning rate (AdamW), linear warm-up then cosine decay
-    warmup_steps: int = 300
-    weight_decay: float = 0.01
-    label_smoothing: float = 0.05
-    augment: bool = True
-    seed: int = 0
-
-
-@dataclass
-class EpochReport:
-    """What ``train_speech`` reports after each epoch."""
-
-    epoch: int
-    epochs: int
-    train_loss: float
-    dev_accuracy: float | None
-    seconds: float
 
 
 # --------------------------------------------------------------------------- data
@@ -238,8 +208,10 @@ def collate(items: list[tuple[np.ndarray, np.ndarray, int, list[int]]]) -> dict:
 # --------------------------------------------------------------------------- training
 
 
-def _class_accuracy(model: SpeechModel, extractor: FeatureExtractor, clips: list[Clip], max_frames: int) -> float:
+def _class_accuracy(model: SpeechModel, extractor: FeatureExtractor, clips: list[Clip], max_frames: int,
+                    device: torch.device | None = None) -> float:
     """Class accuracy on clean clips, batched (model selection during training)."""
+    device = device or torch.device("cpu")
     model.eval()
     features = [extractor(c.samples) for c in clips]
     correct = 0
@@ -247,145 +219,181 @@ def _class_accuracy(model: SpeechModel, extractor: FeatureExtractor, clips: list
         batch = collate([(features[i], np.zeros(len(features[i]), np.int64), clips[i].label, [clips[i].label])
                          for i in ids])
         with torch.inference_mode():
-            predicted = model(batch["x"], batch["padding"])["class_logits"].argmax(-1) + 1
+            logits = model(batch["x"].to(device), batch["padding"].to(device))["class_logits"]
+            predicted = logits.argmax(-1).cpu() + 1
         correct += int((predicted == batch["labels"]).sum())
     return correct / len(clips)
 
 
+def rows_checksum(rows: list[ManifestRow]) -> str:
+    """sha256 over a manifest's rows: each clip's path, labels and bytes (resume checks)."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for row in rows:
+        digest.update(f"{row.path}\t{' '.join(row.labels)}\n".encode())
+        with open(row.path, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass
+class SpeechOptions:
+    """The speech task's own training options (the shipped digits recipe by default)."""
+
+    sequences: int = 800  # made-up sequences of 2..7 clips per epoch
+    label_smoothing: float = 0.05
+    augment: bool = True
+
+    def check(self) -> None:
+        """Raises InputError naming the option of a value out of range."""
+        if self.sequences < 0:
+            raise InputError(f"--sequences must be >= 0, got {self.sequences}")
+        if not 0 <= self.label_smoothing < 1:
+            raise InputError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}")
+
+
+def speech_settings(**overrides) -> FitSettings:
+    """``fit`` settings of the digits recipe (batch_size: padded frames per batch), with overrides."""
+    return FitSettings(**{"epochs": 30, "batch_size": 3000, "lr": 2e-3, "warmup_steps": 300,
+                          "weight_decay": 0.01, **overrides})
+
+
+class SpeechTask:
+    """Speech for ``fit``: labelled one-word clips, made-up spoken sequences, three heads' losses.
+
+    Each epoch draws its augmented singles and sequences from a generator seeded by (seed, epoch),
+    so a resumed run draws what the uninterrupted one drew.  With dev clips the epoch with the
+    best dev class accuracy is kept, otherwise the last.
+    Raises (``prepare``):
+        InputError: unreadable or unusable clips; the labels of a checkpoint's run differ.
+    """
+
+    name, metric, higher_is_better, shardable = TASK, "accuracy", True, True
+
+    def __init__(self, train_rows: list[ManifestRow], dev_rows: list[ManifestRow] | None, config: SpeechConfig,
+                 options: SpeechOptions, settings: FitSettings, on_clip: Callable[[int, int], None] | None = None):
+        self.train_rows, self.dev_rows, self.cfg, self.options = train_rows, dev_rows or [], config, options
+        self.batch_size, self.seed, self.on_clip = settings.batch_size, settings.seed, on_clip
+        settings_id = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items() if k != "device"}
+        self._identity = {"options": {"fit": settings_id, "model": config.to_dict(), "task": vars(options)},
+                          "data": {"train": rows_checksum(train_rows), "dev": rows_checksum(self.dev_rows)}}
+        self.device = torch.device("cpu")
+        self._epoch, self._items, self._evaluations = None, [], 0
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def prepare(self, checkpoint: dict | None, directory: Path | None) -> None:
+        labels = sorted({r.labels[0] for r in self.train_rows if r.labels})
+        if checkpoint is not None:
+            self.cfg = SpeechConfig.from_dict(checkpoint["config"])
+        self.cfg.labels = labels
+        self.spec = self.cfg.frames
+        self.extractor = FeatureExtractor(self.spec)
+        self.train = load_clips(self.train_rows, labels, self.spec, self.on_clip)
+        self.dev = load_clips(self.dev_rows, labels, self.spec) if self.dev_rows else []
+        clean = np.concatenate([self.extractor(c.samples) for c in self.train])
+        self.mean, self.std, self.fill = clean.mean(0), clean.std(0) + 1e-3, clean.mean(0)
+
+    def build_model(self) -> SpeechModel:
+        model = SpeechModel(self.cfg)
+        model.feature_mean.copy_(torch.from_numpy(self.mean))
+        model.feature_std.copy_(torch.from_numpy(self.std))
+        return model
+
+    def _make_items(self, epoch: int) -> list:
+        from seqattn.training.engine import derived_seed
+
+        rng = np.random.default_rng(derived_seed(self.seed, epoch, 1))
+        augment = self.options.augment
+        examples = [make_example([c], rng, augment) for c in self.train]
+        for _ in range(self.options.sequences):
+            k = int(rng.integers(2, 8))
+            examples.append(make_example([self.train[int(i)] for i in rng.integers(0, len(self.train), k)], rng,
+                                         augment))
+        items = []
+        for ex in examples:
+            features = self.extractor(ex.samples)
+            if augment:
+                features = spec_augment(features, self.fill, rng)
+            items.append((features, frame_tags(ex, self.spec, len(features)), ex.label, ex.targets))
+        return items
+
+    def batches(self, epoch: int, rng) -> list[list[int]]:
+        if self._epoch != epoch:
+            self._epoch, self._items = epoch, self._make_items(epoch)
+        return length_batches([len(f) for f, *_ in self._items], self.batch_size, rng)
+
+    def loss(self, model: SpeechModel, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """Class + frame + CTC losses of a batch (each a mean), and its example count."""
+        from seqattn.models.device import to_device
+
+        data = collate([self._items[i] for i in batch])
+        targets = data.pop("targets")
+        data = to_device(data, self.device)
+        out = model(data["x"], data["padding"])
+        labels = data["labels"]
+        classes = torch.where(labels > 0, labels - 1, labels)  # ids 1..K -> 0..K-1 (-100 stays)
+        smoothing = self.options.label_smoothing
+        loss = (model.class_head.loss(out["class_logits"], classes, smoothing)
+                + model.frame_head.loss(out["frame_logits"], data["tags"], smoothing)
+                + model.ctc_head.loss(out["ctc_logits"], -(-data["lengths"] // self.cfg.stride), targets))
+        return loss, float(len(batch))
+
+    def evaluate(self, model: SpeechModel) -> dict:
+        self._evaluations += 1
+        if not self.dev:
+            return {}
+        return {"accuracy": _class_accuracy(model, self.extractor, self.dev, self.batch_size, self.device)}
+
+    def selection_key(self, metrics: dict) -> list:
+        """Dev class accuracy; without dev clips the latest epoch."""
+        return [metrics["accuracy"]] if self.dev else [self._evaluations]
+
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def files(self) -> dict[str, Path]:
+        return {}
+
+    def record(self) -> dict:
+        return {"train_clips": len(self.train_rows), "dev_clips": len(self.dev_rows)}
+
+
 def train_speech(
     train_rows: list[ManifestRow],
-    out: str | Path,
+    out: str | Path | None,
     config: SpeechConfig,
-    settings: TrainSettings | None = None,
+    settings: FitSettings | None = None,
     dev_rows: list[ManifestRow] | None = None,
-    on_step: Callable[[int, int, str], None] | None = None,
-    on_epoch: Callable[[EpochReport], None] | None = None,
+    options: SpeechOptions | None = None,
+    reporter=None,
     force: bool = False,
     meta: dict | None = None,
     resume: str | Path | None = None,
+    on_clip: Callable[[int, int], None] | None = None,
 ) -> dict:
-    """Train a speech model on labelled one-word clips and save it to ``out``.
+    """Train a speech model on labelled one-word clips through ``fit`` and save it to ``out``.
 
     ``config.labels`` is filled with the sorted labels of the training clips.  With ``dev_rows``
-    the epoch with the best dev class accuracy is kept; otherwise the last.  After every epoch
-    the whole training state (weights, optimizer, scheduler, every random generator) goes to
-    ``OUT.checkpoint/``, atomically and without pickles (seqattn.models.checkpoint); ``resume``
-    takes such a directory and continues where it stopped, reaching the same weights as an
-    uninterrupted run.  The checkpoint is removed once the model is saved.
+    the epoch with the best dev class accuracy is kept; otherwise the last.
 
     Args:
-        on_step: called with (step, steps this epoch, phase) during reading and training.
-        on_epoch: called with an ``EpochReport`` after each epoch.
-        meta: extra JSON fields for the saved config (data, license, ...).
-        resume: a checkpoint directory of an interrupted run on the same clips (its settings
-            and config win over ``settings`` and ``config``).
+        settings: ``fit`` settings (default ``speech_settings()``, the digits recipe).
+        reporter: progress callbacks (seqattn.training.engine.Reporter); ``on_clip`` (i, n) while reading.
+        resume: OUT.checkpoint of an interrupted run with the same arguments and clips.
     Returns:
-        the saved config dict ("training": settings, seconds; "metrics": dev accuracy if any).
+        the saved config dict ("training": the run record; "metrics": dev accuracy if any).
     Raises:
-        InputError: unreadable or unusable clips; ModelError: ``out`` exists (without force),
-            an unreadable checkpoint, or one of another task or of other clips.
+        InputError: unreadable or unusable clips, a forbidden ``out``, a checkpoint of another run;
+            ModelError: an unreadable checkpoint.
     """
-    from seqattn.models.checkpoint import restore_checkpoint, save_checkpoint
+    from seqattn.training.engine import fit
 
-    out = Path(out)
-    checkpoint_dir, state, tensors = start_or_resume(out, force, resume, TASK)
-    if state is not None:
-        settings = TrainSettings(**state["extra"]["settings"])
-        config = SpeechConfig.from_dict(state["extra"]["config"])
-    settings = settings or TrainSettings()
-    started = time.perf_counter()
-    random.seed(settings.seed)
-    np_rng = np.random.default_rng(settings.seed)
-    torch.manual_seed(settings.seed)
-    shuffler = random.Random(settings.seed)
-
-    labels = sorted({r.labels[0] for r in train_rows if r.labels})
-    if state is not None and labels != config.labels:
-        raise ModelError(f"{resume}: the checkpoint was trained on the labels {config.labels}, these clips "
-                         f"have {labels}; resume with the same --train manifests")
-    config.labels = labels
-    spec = config.frames
-    extractor = FeatureExtractor(spec)
-    train = load_clips(train_rows, config.labels, spec, (lambda i, n: on_step(i, n, "reading")) if on_step else None)
-    dev = load_clips(dev_rows, config.labels, spec) if dev_rows else []
-
-    model = SpeechModel(config)
-    clean = np.concatenate([extractor(c.samples) for c in train])
-    model.feature_mean.copy_(torch.from_numpy(clean.mean(0)))
-    model.feature_std.copy_(torch.from_numpy(clean.std(0) + 1e-3))
-    fill = clean.mean(0)
-    del clean
-
-    optimizer = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    scheduler = None
-
-    def make_scheduler(steps_per_epoch: int):
-        return warmup_cosine(optimizer, settings.warmup_steps, steps_per_epoch * settings.epochs)
-
-    best, best_state, history, first_epoch, seconds_before, steps_per_epoch = -1.0, None, [], 1, 0.0, None
-    if state is not None:
-        steps_per_epoch = state["extra"]["steps_per_epoch"]
-        scheduler = make_scheduler(steps_per_epoch)
-        best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=scheduler,
-                                        shuffler=shuffler, generator=None, numpy_rng=np_rng)
-        best, history = state["extra"]["best"], state["extra"]["history"]
-        first_epoch, seconds_before = state["epoch"] + 1, state["extra"]["seconds"]
-    for epoch in range(first_epoch, settings.epochs + 1):
-        epoch_start = time.perf_counter()
-        examples = [make_example([c], np_rng, settings.augment) for c in train]
-        for _ in range(settings.sequences):
-            k = int(np_rng.integers(2, 8))
-            examples.append(make_example([train[int(i)] for i in np_rng.integers(0, len(train), k)], np_rng,
-                                         settings.augment))
-        items = []
-        for ex in examples:
-            features = extractor(ex.samples)
-            if settings.augment:
-                features = spec_augment(features, fill, np_rng)
-            items.append((features, frame_tags(ex, spec, len(features)), ex.label, ex.targets))
-        batches = length_batches([len(f) for f, *_ in items], settings.max_frames, shuffler)
-        if scheduler is None:  # the first epoch's batch count sets the schedule's length
-            steps_per_epoch = len(batches)
-            scheduler = make_scheduler(steps_per_epoch)
-        model.train()
-        losses = []
-        for step, ids in enumerate(batches, 1):
-            batch = collate([items[i] for i in ids])
-            out_ = model(batch["x"], batch["padding"])
-            classes = torch.where(batch["labels"] > 0, batch["labels"] - 1, batch["labels"])  # ids 1..K -> 0..K-1
-            loss = (model.class_head.loss(out_["class_logits"], classes, settings.label_smoothing)
-                    + model.frame_head.loss(out_["frame_logits"], batch["tags"], settings.label_smoothing)
-                    + model.ctc_head.loss(out_["ctc_logits"], -(-batch["lengths"] // config.stride), batch["targets"]))
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
-            if on_step:
-                on_step(step, len(batches), f"epoch {epoch}/{settings.epochs}")
-        accuracy = _class_accuracy(model, extractor, dev, settings.max_frames) if dev else None
-        history.append({"epoch": epoch, "loss": round(float(np.mean(losses)), 4), "dev_accuracy": accuracy})
-        if accuracy is None or accuracy > best:
-            best = -1.0 if accuracy is None else accuracy
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-        save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=scheduler, shuffler=shuffler,
-                        generator=None, numpy_rng=np_rng, epoch=epoch, best_state=best_state,
-                        extra={"task": TASK, "config": config.to_dict(), "settings": vars(settings), "best": best,
-                               "history": history, "steps_per_epoch": steps_per_epoch,
-                               "seconds": seconds_before + time.perf_counter() - started})
-        if on_epoch:
-            on_epoch(EpochReport(epoch, settings.epochs, float(np.mean(losses)), accuracy,
-                                 time.perf_counter() - epoch_start))
-    seconds = seconds_before + time.perf_counter() - started
-    saved = {
-        "task": TASK,
-        "config": config.to_dict(),
-        "training": {"train_clips": len(train), "dev_clips": len(dev), "settings": vars(settings),
-                     "seconds": round(seconds, 1), "torch_threads": torch.get_num_threads(), "history": history},
-        "metrics": {"dev_accuracy": round(best, 5)} if dev else {},
-        **(meta or {}),
-    }
-    write_model_dir(out, saved, best_state, force=force)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return saved
+    settings = settings or speech_settings()
+    options = options or SpeechOptions()
+    options.check()
+    task = SpeechTask(train_rows, dev_rows, config, options, settings, on_clip)
+    return fit(task, settings, out, force=force, resume=resume, reporter=reporter, meta=meta)

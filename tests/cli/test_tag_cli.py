@@ -126,8 +126,14 @@ def test_evaluate_tagger_json(tiny_tagger_dir, tiny_treebank):
 def test_train_tagger_cli_writes_a_usable_model(tiny_treebank, tmp_path):
     out = tmp_path / "model"
     proc = seqattn("train", "tagger", "--train", tiny_treebank[0], "--dev", tiny_treebank[1], "--out", out,
-                   "--epochs", "1", "--layers", "1", "--window", "2")
+                   "--epochs", "1", "--layers", "1", "--attention-window", "2", "--score", "additive",
+                   "--positional", "learned", "--attention-activation", "sparsemax")
     assert proc.returncode == 0, proc.stderr
+    config = json.loads((out / "config.json").read_text())
+    encoder = config["config"]["encoder"]
+    assert (encoder["score"], encoder["positional"], encoder["activation"], encoder["window"]) == \
+        ("additive", "learned", "sparsemax", 2)
+    assert config["training"]["history"][0]["epoch"] == 1 and len(config["training"]["data"]["train"]) == 64
     assert b"epoch 1/1" in proc.stderr and b"saved" in proc.stdout
     assert seqattn("tag", "-", "--model", out, input=b"Bob sees.\n").returncode == 0
     again = seqattn("train", "tagger", "--train", tiny_treebank[0], "--dev", tiny_treebank[1], "--out", out,

@@ -122,7 +122,7 @@ def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
     from seqattn.models.seq2seq import Seq2SeqConfig
     from seqattn.nn.decoder import DecoderConfig
     from seqattn.nn.encoder import EncoderConfig
-    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
 
     words = "the a cat dog sees likes house tree big small".split()
     pairs = [Pair(f"{a} {b} {c}", f"{c} {b} {a}", f"x:{i}") for i, (a, b, c) in
@@ -130,15 +130,15 @@ def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
     cfg = Seq2SeqConfig(source="sentencepiece", target="sentencepiece",
                         encoder=EncoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32),
                         decoder=DecoderConfig(d_model=16, n_heads=2, n_layers=1, d_ff=32))
-    saved = train_seq2seq(pairs, pairs[:5], tmp_path / "m", cfg, TrainSettings(epochs=1, warmup_steps=1),
-                          subword_vocab_size=40)
+    saved = train_seq2seq(pairs, pairs[:5], tmp_path / "m", cfg, seq2seq_settings(epochs=1, warmup_steps=1),
+                          Seq2SeqOptions(subword_vocab_size=40))
     assert "dev_bleu" in saved["metrics"]
     assert (tmp_path / "m" / "source.model").is_file() and (tmp_path / "m" / "target.model").is_file()
     loaded = load_seq2seq(tmp_path / "m")
     assert loaded.featurizer.source.join(loaded.featurizer.source.split("the big cat")) == "the big cat"
     result = evaluate_seq2seq(loaded, pairs[:5], beam=2)
     assert 0 <= result["bleu"] <= 100 and result["sequences"] == 5
-    train_seq2seq(pairs, pairs[:5], tmp_path / "m2", settings=TrainSettings(epochs=1, warmup_steps=1),
+    train_seq2seq(pairs, pairs[:5], tmp_path / "m2", settings=seq2seq_settings(epochs=1, warmup_steps=1),
                   init=tmp_path / "m")  # a warm restart keeps the sentencepiece models
     for name in ("source.model", "target.model"):
         assert (tmp_path / "m2" / name).read_bytes() == (tmp_path / "m" / name).read_bytes()
@@ -146,12 +146,12 @@ def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
 
 def test_init_starts_from_a_trained_model_with_its_vocabularies_and_weights(tmp_path):
     from seqattn.errors import InputError
-    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
 
     start = trained_reverser(tmp_path)
     pairs = read_pairs(write_pairs(tmp_path / "more.tsv", reverse_pairs(50, 3)))
     # lr 0: the run must give back exactly the model it started from (weights, vocabularies)
-    saved = train_seq2seq(pairs, pairs[:10], tmp_path / "again", settings=TrainSettings(epochs=1, lr=0.0,
+    saved = train_seq2seq(pairs, pairs[:10], tmp_path / "again", settings=seq2seq_settings(epochs=1, lr=1e-30,
                           warmup_steps=1), init=start)
     before, after = load_seq2seq(start), load_seq2seq(tmp_path / "again")
     assert after.cfg.to_dict() == before.cfg.to_dict()
@@ -163,7 +163,7 @@ def test_init_starts_from_a_trained_model_with_its_vocabularies_and_weights(tmp_
 
 
 def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_checkpoint():
-    from seqattn.tasks.training import WeightAverage
+    from seqattn.training.schedule import WeightAverage
 
     model = torch.nn.Linear(2, 1)
     average = WeightAverage(last=3, epochs=5)
@@ -183,37 +183,40 @@ def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_checkpoint
 
 
 def test_average_last_scores_the_mean_weights_on_dev_and_keeps_the_better(tmp_path):
-    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
     from tests.seq2seq_helpers import tiny_seq2seq_config
 
     train = read_pairs(write_pairs(tmp_path / "train.tsv", reverse_pairs(300, 0)))
     dev = read_pairs(write_pairs(tmp_path / "dev.tsv", reverse_pairs(30, 1)))
     saved = train_seq2seq(train, dev, tmp_path / "m", tiny_seq2seq_config(),
-                          TrainSettings(epochs=4, max_tokens=300, lr=5e-3, warmup_steps=10, average_last=3))
+                          seq2seq_settings(epochs=4, batch_size=300, lr=5e-3, warmup_steps=10, average_last=3))
     averaged = saved["training"]["averaged"]
-    assert averaged["epochs"] == [2, 3, 4] and 0 <= averaged["dev_error"] <= 1
+    assert averaged["epochs"] == [2, 3, 4] and 0 <= averaged["error"] <= 1
     kept_error = saved["metrics"]["dev_sequence_error_rate"]
-    assert kept_error <= averaged["dev_error"] + 1e-9  # the kept model is never worse than the mean
+    assert kept_error <= averaged["error"] + 1e-9  # the kept model is never worse than the mean
     if averaged["kept"]:
-        assert kept_error == pytest.approx(averaged["dev_error"], abs=1e-5)
+        assert kept_error == pytest.approx(averaged["error"], abs=1e-5)
 
 
 def test_interrupted_and_resumed_run_reaches_the_same_weights_and_average(tmp_path):
     """A run killed after epoch 2 and resumed from its checkpoint ends on the same model, byte for
     byte, as an uninterrupted one, including the running sum of checkpoint averaging."""
-    from seqattn.tasks.seq2seq import TrainSettings, train_seq2seq
+    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
+    from seqattn.training.engine import Callbacks
     from tests.conftest import Killed, kill_at
     from tests.seq2seq_helpers import tiny_seq2seq_config
 
     train = read_pairs(write_pairs(tmp_path / "train.tsv", reverse_pairs(120, 0)))
     dev = read_pairs(write_pairs(tmp_path / "dev.tsv", reverse_pairs(20, 1)))
-    settings = TrainSettings(epochs=4, max_tokens=300, lr=5e-3, warmup_steps=10, average_last=3)
+    settings = seq2seq_settings(epochs=4, batch_size=300, lr=5e-3, warmup_steps=10, average_last=3)
     whole = train_seq2seq(train, dev, tmp_path / "whole", tiny_seq2seq_config(), settings)
     with pytest.raises(Killed):
-        train_seq2seq(train, dev, tmp_path / "cut", tiny_seq2seq_config(), settings, on_epoch=kill_at(2))
+        train_seq2seq(train, dev, tmp_path / "cut", tiny_seq2seq_config(), settings,
+                      reporter=Callbacks(on_epoch=kill_at(2)))
     epochs_seen = []
-    resumed = train_seq2seq(train, dev, tmp_path / "cut", resume=tmp_path / "cut.checkpoint",
-                            on_epoch=lambda r: epochs_seen.append(r.epoch))
+    resumed = train_seq2seq(train, dev, tmp_path / "cut", tiny_seq2seq_config(), settings,
+                            resume=tmp_path / "cut.checkpoint",
+                            reporter=Callbacks(on_epoch=lambda r: epochs_seen.append(r["epoch"])))
     assert epochs_seen == [3, 4] and resumed["training"]["averaged"] == whole["training"]["averaged"]
     assert (tmp_path / "cut" / "model.safetensors").read_bytes() == (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert not (tmp_path / "cut.checkpoint").exists()

@@ -15,7 +15,8 @@ from seqattn.models.speech import SpeechModel
 from seqattn.tasks.scoring import edit_distance
 from seqattn.tasks.speech import (SegmentBuilder, evaluate_speech, iter_chunk_outputs, load_speech_model,
                                   read_manifest, recognise)
-from seqattn.tasks.speech_training import TrainSettings, speech_span, train_speech
+from seqattn.tasks.speech_training import SpeechOptions, speech_settings, speech_span, train_speech
+from seqattn.training.engine import Callbacks
 from tests.conftest import Killed, kill_at, make_tone_clips, tiny_speech_config, tone_clip
 
 
@@ -228,13 +229,13 @@ def test_framing_other_than_the_models_is_refused(tiny_speech_dir):
 
 def test_same_seed_same_weights_and_no_overwrite(tone_manifests, tmp_path):
     rows = read_manifest(tone_manifests[1])
-    settings = TrainSettings(epochs=1, sequences=4, max_frames=2000)
+    settings, options = speech_settings(epochs=1, batch_size=2000), SpeechOptions(sequences=4)
     for name in ("a", "b"):
-        train_speech(rows, tmp_path / name, tiny_speech_config(), settings)
+        train_speech(rows, tmp_path / name, tiny_speech_config(), settings, options=options)
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
     (tmp_path / "a" / "notes.txt").write_text("mine")
-    with pytest.raises(ModelError, match="--force"):
-        train_speech(rows, tmp_path / "a", tiny_speech_config(), settings)
+    with pytest.raises(InputError, match="--force"):
+        train_speech(rows, tmp_path / "a", tiny_speech_config(), settings, options=options)
     assert (tmp_path / "a" / "notes.txt").read_text() == "mine"
 
 
@@ -243,7 +244,7 @@ def test_training_clips_need_one_known_label(tmp_path):
     rows = read_manifest(manifest)
     rows[0].labels = ["low", "high"]
     with pytest.raises(InputError, match="one label each"):
-        train_speech(rows, tmp_path / "m", tiny_speech_config(), TrainSettings(epochs=1))
+        train_speech(rows, tmp_path / "m", tiny_speech_config(), speech_settings(epochs=1))
 
 
 def test_a_tagger_is_not_a_speech_model(tiny_tagger_dir):
@@ -276,31 +277,35 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tone_manifests, tm
     """Issue 7: killed after epoch 1 (kill -9 leaves the last checkpoint), resumed with --resume,
     the run ends on the weights of an uninterrupted run with the same seed, byte for byte."""
     rows = read_manifest(tone_manifests[1])
-    settings = TrainSettings(epochs=3, sequences=4, max_frames=2000, warmup_steps=3)
-    train_speech(rows, tmp_path / "whole", tiny_speech_config(), settings)  # no dev: the last epoch is kept
+    settings = speech_settings(epochs=3, batch_size=2000, warmup_steps=3)
+    options = SpeechOptions(sequences=4)
+    train_speech(rows, tmp_path / "whole", tiny_speech_config(), settings, options=options)  # no dev: the last epoch
 
     with pytest.raises(Killed):
-        train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, on_epoch=kill_at(1))
+        train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, options=options,
+                     reporter=Callbacks(on_epoch=kill_at(1)))
     checkpoint = tmp_path / "cut.checkpoint"
     assert (checkpoint / "checkpoint.json").is_file() and not (tmp_path / "cut").exists()
+    with pytest.raises(InputError, match=r"other options or data: options\.model\.encoder\.window"):
+        train_speech(rows, tmp_path / "cut", tiny_speech_config(window=1), settings, options=options,
+                     resume=checkpoint)  # the same command with another window: refused, naming it
     seen = []
-    saved = train_speech(rows, tmp_path / "cut", tiny_speech_config(window=1), None,
-                         on_epoch=lambda r: seen.append(r.epoch), resume=checkpoint)
+    saved = train_speech(rows, tmp_path / "cut", tiny_speech_config(), settings, options=options,
+                         reporter=Callbacks(on_epoch=lambda r: seen.append(r["epoch"])), resume=checkpoint)
     assert seen == [2, 3] and [h["epoch"] for h in saved["training"]["history"]] == [1, 2, 3]
     assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
         (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert not checkpoint.exists()
 
 
-def test_resume_refuses_other_checkpoints(tone_manifests, tmp_path):
-    from seqattn.models.checkpoint import save_checkpoint
+def test_resume_refuses_other_checkpoints(tone_manifests, tiny_treebank, tmp_path):
+    from seqattn.tasks.tagging import tagger_settings, train_tagger
 
     rows = read_manifest(tone_manifests[1])
     with pytest.raises(ModelError, match="not a training checkpoint"):
         train_speech(rows, tmp_path / "m", tiny_speech_config(), resume=tmp_path)
-    model = torch.nn.Linear(2, 2)
-    optimizer = torch.optim.AdamW(model.parameters())
-    save_checkpoint(tmp_path / "tagger.checkpoint", model=model, optimizer=optimizer, scheduler=None,
-                    shuffler=random.Random(0), generator=None, epoch=1, best_state=None, extra={"settings": {}})
-    with pytest.raises(ModelError, match="not a checkpoint of a speech model"):
+    with pytest.raises(Killed):
+        train_tagger(*tiny_treebank, tmp_path / "tagger", tagger_settings(epochs=2, batch_size=256),
+                     reporter=Callbacks(on_epoch=kill_at(1)))
+    with pytest.raises(ModelError, match="a checkpoint of a tagger run, not of a speech run"):
         train_speech(rows, tmp_path / "m", tiny_speech_config(), resume=tmp_path / "tagger.checkpoint")
