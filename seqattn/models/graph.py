@@ -10,50 +10,53 @@ and every attention restricted to the edges of the graph (seqattn.nn.graph_atten
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqattn.models.config import Config, bounded
+from seqattn.nn.encoder import MAX_D_FF, MAX_D_MODEL, MAX_HEADS, MAX_LAYERS
 from seqattn.nn.graph_attention import GRAPH_SCORES, GraphMultiHeadAttention, add_self_loops
 
 
+MAX_FEATURES = 10_000_000  # values per node's input vector (bag-of-words graphs reach a few thousand)
+MAX_CLASSES = 100_000
+MAX_PROPAGATION_STEPS = 100  # APPNP uses 10; each step is one pass over every edge
+
+
 @dataclass
-class NodeClassifierConfig:
-    """Hyper-parameters and classes of ``NodeClassifier``; saved as the model's config.json."""
+class NodeClassifierConfig(Config):
+    """Hyper-parameters and classes of ``NodeClassifier``; saved as the model's config.json.
 
-    in_features: int = 0  # size F of each node's feature vector
-    classes: list[str] = field(default_factory=list)  # class id (as in the labels file) of each output
-    class_names: list[str] = field(default_factory=list)  # readable name of each class ([] = the ids)
-    d_head: int = 8  # size F' of each hidden head
-    n_heads: int = 8  # hidden heads K
-    n_layers: int = 2  # attention layers; the last one outputs the class logits
-    out_heads: int = 1  # heads of the output layer, averaged
-    score: str = "gat"  # "gat", "dot" or "additive" (seqattn.nn.graph_attention)
-    dropout: float = 0.6  # on each layer's input
-    attention_dropout: float = 0.6  # on the attention weights
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule (seqattn.models.config).
+    """
+
+    in_features: int = bounded(0, min=0, max=MAX_FEATURES)  # size F of each node's feature vector
+    # class id (as in the labels file) of each output, and its readable name ([] = the ids)
+    classes: list[str] = bounded(default_factory=list, max_items=MAX_CLASSES)
+    class_names: list[str] = bounded(default_factory=list, max_items=MAX_CLASSES)
+    d_head: int = bounded(8, min=1, max=MAX_D_MODEL)  # size F' of each hidden head
+    n_heads: int = bounded(8, min=1, max=MAX_HEADS)  # hidden heads K
+    n_layers: int = bounded(2, min=1, max=MAX_LAYERS)  # attention layers; the last one outputs the class logits
+    out_heads: int = bounded(1, min=1, max=MAX_HEADS)  # heads of the output layer, averaged
+    score: str = bounded("gat", choices=GRAPH_SCORES)  # "gat", "dot" or "additive" (seqattn.nn.graph_attention)
+    dropout: float = bounded(0.6, min=0.0, below=1.0)  # on each layer's input
+    attention_dropout: float = bounded(0.6, min=0.0, below=1.0)  # on the attention weights
     normalize_features: bool = True  # divide each feature row by its sum (GCN/GAT preprocessing)
-    propagation_steps: int = 1  # the output layer's attention applied this many times (1 = GAT)
-    teleport: float = 0.0  # share of its own values each node keeps per step (APPNP's alpha)
+    # the output layer's attention applied this many times (1 = GAT), keeping a share of its own
+    # values each step (APPNP's alpha)
+    propagation_steps: int = bounded(1, min=1, max=MAX_PROPAGATION_STEPS)
+    teleport: float = bounded(0.0, min=0.0, below=1.0)
 
-    def __post_init__(self) -> None:
-        if self.score not in GRAPH_SCORES:
-            raise ValueError(f"unknown score {self.score!r}; expected one of {GRAPH_SCORES}")
-        if self.n_layers < 1:
-            raise ValueError(f"n_layers must be >= 1, got {self.n_layers}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "NodeClassifierConfig":
-        """Build from a JSON dict; unknown keys raise ValueError."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown node classifier config keys: {sorted(unknown)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check_trained(self) -> None:
+        if self.in_features < 1:
+            raise self.invalid("in_features", f"must be >= 1 for a trained model, got {self.in_features}")
+        if not self.classes:
+            raise self.invalid("classes", "must hold at least one class, got none")
 
     def display_names(self) -> list[str]:
         """What to print for each class: its name if known, else its id."""
@@ -147,32 +150,34 @@ class NodeClassifier(nn.Module):
 
 
 @dataclass
-class GraphPredictorConfig:
-    """Hyper-parameters of ``GraphPredictor`` (whole-graph regression or binary classification)."""
+class GraphPredictorConfig(Config):
+    """Hyper-parameters of ``GraphPredictor`` (whole-graph regression or binary classification).
 
-    in_features: int = 0  # size of each node's input vector (atom features)
-    task: str = "regression"  # "regression" (one value) or "binary" (one logit)
-    d_model: int = 64  # node vector size
-    n_heads: int = 4  # attention heads; d_model / n_heads per head
-    n_layers: int = 3  # attention blocks
-    d_ff: int = 128  # FFN hidden size
-    score: str = "dot"  # graph attention score ("dot", "additive" or "gat")
-    n_edge_types: int = 5  # edge types with a learned attention bias per head (0 = self-loop)
-    dropout: float = 0.2  # residual branches and the head's MLP
-    attention_dropout: float = 0.0  # on the attention weights
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule, or n_heads not dividing d_model
+            (seqattn.models.config).
+    """
+
+    in_features: int = bounded(0, min=0, max=MAX_FEATURES)  # size of each node's input vector (atom features)
+    task: str = bounded("regression", choices=("regression", "binary"))  # one value, or one logit
+    d_model: int = bounded(64, min=1, max=MAX_D_MODEL)  # node vector size
+    n_heads: int = bounded(4, min=1, max=MAX_HEADS)  # attention heads; d_model / n_heads per head
+    n_layers: int = bounded(3, min=1, max=MAX_LAYERS)  # attention blocks
+    d_ff: int = bounded(128, min=1, max=MAX_D_FF)  # FFN hidden size
+    score: str = bounded("dot", choices=GRAPH_SCORES)  # graph attention score ("dot", "additive" or "gat")
+    n_edge_types: int = bounded(5, min=1, max=10_000)  # edge types with an attention bias per head (0 = self-loop)
+    dropout: float = bounded(0.2, min=0.0, below=1.0)  # residual branches and the head's MLP
+    attention_dropout: float = bounded(0.0, min=0.0, below=1.0)  # on the attention weights
     target_mean: float = 0.0  # regression targets are standardised with these (set from train data)
-    target_std: float = 1.0
+    target_std: float = bounded(1.0, above=0.0)
 
-    def __post_init__(self) -> None:
-        if self.task not in ("regression", "binary"):
-            raise ValueError(f"unknown task {self.task!r}; expected 'regression' or 'binary'")
-        if self.score not in GRAPH_SCORES:
-            raise ValueError(f"unknown score {self.score!r}; expected one of {GRAPH_SCORES}")
+    def check(self) -> None:
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+            raise self.invalid("n_heads", f"must divide d_model ({self.d_model}), got {self.n_heads}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check_trained(self) -> None:
+        if self.in_features < 1:
+            raise self.invalid("in_features", f"must be >= 1 for a trained model, got {self.in_features}")
 
 
 class GraphAttentionBlock(nn.Module):

@@ -13,13 +13,14 @@ before attention, as speech transformers do).  Outputs are symbols.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqattn.heads.ctc import CTCHead
+from seqattn.models.config import Config, bounded
 from seqattn.nn.decoder import Decoder, DecoderConfig
 from seqattn.nn.encoder import Encoder, EncoderConfig
 
@@ -29,52 +30,49 @@ SYMBOL_KINDS = ("chars", "words", "sentencepiece")
 SOURCE_KINDS = SYMBOL_KINDS + ("frames",)
 
 
+MAX_SYMBOLS = 1_000_000  # symbols of one side's vocabulary
+
+
 @dataclass
-class Seq2SeqConfig:
+class Seq2SeqConfig(Config):
     """Hyper-parameters and vocabularies of ``Seq2Seq``; saved as the model's config.json.
 
     ``source`` / ``target`` say how a text becomes symbols: ``chars`` (one symbol per
     character), ``words`` (split at whitespace, e.g. ARPAbet phonemes), ``sentencepiece``
     (pieces of a unigram model trained on the data); a source may also be ``frames``
     (float vectors of ``frame_dim`` values).
+
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule, or encoder and decoder of different
+            d_model (seqattn.models.config).
     """
 
-    source: str = "chars"
-    target: str = "words"
+    source: str = bounded("chars", choices=SOURCE_KINDS)
+    target: str = bounded("words", choices=SYMBOL_KINDS)
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
         d_model=256, n_heads=4, n_layers=3, d_ff=1024, dropout=0.1, attention_dropout=0.1))
     decoder: DecoderConfig = field(default_factory=lambda: DecoderConfig(
         d_model=256, n_heads=4, n_layers=3, d_ff=1024, dropout=0.1))
-    source_symbols: list[str] = field(default_factory=list)  # id -> symbol (ids 0-3: SPECIALS)
-    target_symbols: list[str] = field(default_factory=list)
-    frame_dim: int = 13  # values per input frame (frames only)
+    source_symbols: list[str] = bounded(default_factory=list, max_items=MAX_SYMBOLS)  # id -> symbol (0-3: SPECIALS)
+    target_symbols: list[str] = bounded(default_factory=list, max_items=MAX_SYMBOLS)
+    frame_dim: int = bounded(13, min=1, max=4_096)  # values per input frame (frames only)
     frame_deltas: bool = True  # per-utterance CMVN, then append deltas and delta-deltas (3 x frame_dim inputs)
-    frame_stride: int = 4  # frames per encoder step: two stride-2 convolutions (frames only; 1, 2 or 4)
-    ctc_weight: float = 0.0  # joint CTC-attention training (Kim et al. 2017): weight of a CTC loss on the encoder
-    max_output_ratio: float = 3.0  # decoding stops after ratio * source symbols + 10 outputs
+    frame_stride: int = bounded(4, choices=(1, 2, 4))  # frames per encoder step: stride-2 convolutions (frames only)
+    ctc_weight: float = bounded(0.0, min=0.0, max=1.0)  # joint CTC-attention training (Kim et al. 2017): weight of CTC
+    max_output_ratio: float = bounded(3.0, above=0.0, max=20.0)  # decoding stops after ratio * source symbols + 10
 
-    def __post_init__(self) -> None:
-        if self.source not in SOURCE_KINDS:
-            raise ValueError(f"unknown source kind {self.source!r}; expected one of {SOURCE_KINDS}")
-        if self.target not in SYMBOL_KINDS:
-            raise ValueError(f"unknown target kind {self.target!r}; expected one of {SYMBOL_KINDS}")
-        if self.frame_stride not in (1, 2, 4):
-            raise ValueError(f"frame_stride must be 1, 2 or 4, got {self.frame_stride}")
+    def check(self) -> None:
         if self.encoder.d_model != self.decoder.d_model:
-            raise ValueError("encoder and decoder need the same d_model "
-                             f"({self.encoder.d_model} != {self.decoder.d_model})")
+            raise self.invalid("decoder.d_model", f"must equal encoder.d_model ({self.encoder.d_model}), "
+                                                  f"got {self.decoder.d_model}")
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["encoder"], d["decoder"] = self.encoder.to_dict(), asdict(self.decoder)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Seq2SeqConfig":
-        d = dict(d)
-        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        d["decoder"] = DecoderConfig(**d["decoder"])
-        return cls(**d)
+    def check_trained(self) -> None:
+        if self.source != "frames" and len(self.source_symbols) <= len(SPECIALS):
+            raise self.invalid("source_symbols", f"must hold {', '.join(SPECIALS)} and at least one symbol, "
+                                                 f"got {len(self.source_symbols)} entries")
+        if len(self.target_symbols) <= len(SPECIALS):
+            raise self.invalid("target_symbols", f"must hold {', '.join(SPECIALS)} and at least one symbol, "
+                                                 f"got {len(self.target_symbols)} entries")
 
 
 class FrameFrontEnd(nn.Module):

@@ -19,7 +19,7 @@ results equal to one pass over the whole clip (seqattn.tasks.speech).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
@@ -27,15 +27,22 @@ from torch import Tensor, nn
 from seqattn.heads.classification import AttentionPoolingHead
 from seqattn.heads.ctc import CTCHead
 from seqattn.heads.tagging import TaggingHead
+from seqattn.models.config import Config, bounded
 from seqattn.nn.encoder import Encoder, EncoderConfig
 from seqattn.readers.frames import FrameSpec
 
 SILENCE = 0  # frame-tag id of "no label here" (labels are 1..K, as in CTC where 0 is blank)
+MAX_RECEPTIVE_FIELD = 8_192  # frames on each side of an output (82 s at 10 ms): a chunk's context on long audio
 
 
 @dataclass
-class SpeechConfig:
-    """Hyper-parameters, frame spec and labels of ``SpeechModel``; saved as the model's config.json."""
+class SpeechConfig(Config):
+    """Hyper-parameters, frame spec and labels of ``SpeechModel``; saved as the model's config.json.
+
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule, an even conv_kernel, or an encoder with
+            absolute positions or full attention (seqattn.models.config).
+    """
 
     # No dropout: speed perturbation, noise, gain and SpecAugment regularise instead, and on CPU
     # dropout's random masks cost about a fifth of a training step.
@@ -43,21 +50,29 @@ class SpeechConfig:
         d_model=96, n_heads=4, n_layers=4, d_ff=192, dropout=0.0, attention_dropout=0.0,
         window=8, positional="none", relative_bias=True))  # 8 steps of 20 ms: +-160 ms per layer
     frames: FrameSpec = field(default_factory=lambda: FrameSpec(8000))  # what the model reads
-    conv_kernel: int = 5  # frames seen by the convolution before attention (odd)
-    stride: int = 2  # frames per attention step (the conv's stride); encoder.window counts steps
-    labels: list[str] = field(default_factory=list)  # id - 1 -> label (class, frame tag and CTC output)
+    conv_kernel: int = bounded(5, min=1, max=63)  # frames seen by the convolution before attention (odd)
+    stride: int = bounded(2, min=1, max=64)  # frames per attention step (the conv's stride); encoder.window in steps
+    labels: list[str] = bounded(default_factory=list, max_items=100_000)  # id - 1 -> label (class, frame tag, CTC)
     silence: str = "sil"  # the frame tag of frames without a label
 
-    def __post_init__(self) -> None:
-        if self.conv_kernel < 1 or self.conv_kernel % 2 == 0:
-            raise ValueError(f"conv_kernel must be odd and >= 1, got {self.conv_kernel}")
-        if self.stride < 1:
-            raise ValueError(f"stride must be >= 1, got {self.stride}")
+    def check(self) -> None:
+        if self.conv_kernel % 2 == 0:
+            raise self.invalid("conv_kernel", f"must be odd, got {self.conv_kernel}")
         if self.encoder.positional != "none":
             # absolute positions would make a frame's output depend on where its chunk starts
-            raise ValueError("a speech model uses relative positions only (encoder.positional = 'none')")
+            raise self.invalid("encoder.positional", "must be 'none': a speech model uses relative positions only, "
+                                                     f"got {self.encoder.positional!r}")
         if self.encoder.window is None:
-            raise ValueError("a speech model uses truncated attention (encoder.window = w frames)")
+            raise self.invalid("encoder.window", "must be a number of steps: a speech model uses truncated "
+                                                 "attention, got null")
+        if self.receptive_field() > MAX_RECEPTIVE_FIELD:
+            raise self.invalid("encoder.window", f"gives a receptive field of {self.receptive_field():,} frames "
+                                                 f"(conv_kernel // 2 + stride x n_layers x window), more than "
+                                                 f"{MAX_RECEPTIVE_FIELD:,}, got {self.encoder.window}")
+
+    def check_trained(self) -> None:
+        if not self.labels:
+            raise self.invalid("labels", "must hold at least one label, got none")
 
     def receptive_field(self) -> int:
         """Frames on each side of a step's centre frame that its outputs depend on: k // 2 + s * L * w."""
@@ -66,18 +81,6 @@ class SpeechConfig:
     def steps(self, n_frames: int) -> int:
         """Attention steps of N frames: ceil(N / s) (step t is centred on frame s * t)."""
         return -(-n_frames // self.stride)
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["encoder"], d["frames"] = self.encoder.to_dict(), self.frames.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "SpeechConfig":
-        d = dict(d)
-        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        d["frames"] = FrameSpec.from_dict(d["frames"])
-        return cls(**d)
 
 
 class SpeechModel(nn.Module):

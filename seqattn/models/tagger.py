@@ -15,12 +15,13 @@ from __future__ import annotations
 import re
 from collections import Counter
 from functools import lru_cache
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor, nn
 
 from seqattn.heads.tagging import TaggingHead
+from seqattn.models.config import Config, bounded
 from seqattn.nn.encoder import Encoder, EncoderConfig
 
 PAD, UNK = 0, 1  # ids shared by the word and character vocabularies
@@ -32,35 +33,41 @@ def normalise_word(word: str) -> str:
     return _DIGITS.sub("0", word.lower())
 
 
+MAX_VOCABULARY = 1_000_000  # words (or subword pieces) a tagger may know
+MAX_EMBEDDING = 8_192  # size of a word, character or subword vector
+MAX_TAGS = 10_000
+
+
 @dataclass
-class TaggerConfig:
-    """Hyper-parameters and vocabularies of ``Tagger``; saved as the model's config.json."""
+class TaggerConfig(Config):
+    """Hyper-parameters and vocabularies of ``Tagger``; saved as the model's config.json.
+
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule (seqattn.models.config).
+    """
 
     encoder: EncoderConfig = field(default_factory=lambda: EncoderConfig(
         d_model=256, n_heads=4, n_layers=3, d_ff=512, dropout=0.25, attention_dropout=0.1,
         window=8, positional="sinusoidal", relative_bias=True))
-    word_dim: int = 128  # word embedding size
-    char_dim: int = 48  # character embedding size
-    char_filters: int = 160  # CharCNN output size
-    char_kernel: int = 3  # CharCNN width (characters)
-    max_word_chars: int = 24  # longer words keep their first and last 12 characters
-    subword_dim: int = 96  # sentencepiece embedding size
-    subword_vocab_size: int = 4000
-    min_word_count: int = 2
-    words: list[str] = field(default_factory=list)  # id -> word (0 PAD, 1 UNK)
-    chars: list[str] = field(default_factory=list)  # id -> character (0 PAD, 1 UNK)
-    tags: list[str] = field(default_factory=list)  # id -> UPOS tag
+    word_dim: int = bounded(128, min=1, max=MAX_EMBEDDING)  # word embedding size
+    char_dim: int = bounded(48, min=1, max=MAX_EMBEDDING)  # character embedding size
+    char_filters: int = bounded(160, min=1, max=MAX_EMBEDDING)  # CharCNN output size
+    char_kernel: int = bounded(3, min=1, max=63)  # CharCNN width (characters)
+    max_word_chars: int = bounded(24, min=1, max=1_024)  # longer words keep their first and last 12 characters
+    subword_dim: int = bounded(96, min=1, max=MAX_EMBEDDING)  # sentencepiece embedding size
+    subword_vocab_size: int = bounded(4000, min=1, max=MAX_VOCABULARY)
+    min_word_count: int = bounded(2, min=1, max=1_000_000_000)
+    words: list[str] = bounded(default_factory=list, max_items=MAX_VOCABULARY)  # id -> word (0 PAD, 1 UNK)
+    chars: list[str] = bounded(default_factory=list, max_items=MAX_VOCABULARY)  # id -> character (0 PAD, 1 UNK)
+    tags: list[str] = bounded(default_factory=list, max_items=MAX_TAGS)  # id -> UPOS tag
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["encoder"] = self.encoder.to_dict()
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "TaggerConfig":
-        d = dict(d)
-        d["encoder"] = EncoderConfig.from_dict(d["encoder"])
-        return cls(**d)
+    def check_trained(self) -> None:
+        for name in ("words", "chars"):
+            entries = len(getattr(self, name))
+            if entries < 2:
+                raise self.invalid(name, f"must hold <pad>, <unk> and the vocabulary, got {entries} entries")
+        if not self.tags:
+            raise self.invalid("tags", "must hold at least one tag, got none")
 
     def build_vocabularies(self, sentences: list[list[str]], tags: list[list[str]]) -> None:
         """Fill ``words``, ``chars`` and ``tags`` from training sentences."""

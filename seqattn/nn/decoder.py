@@ -19,21 +19,32 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from seqattn.models.config import Config, bounded
 from seqattn.nn.attention import _masked_softmax
+from seqattn.nn.encoder import MAX_D_FF, MAX_D_MODEL, MAX_HEADS, MAX_LAYERS, MAX_POSITIONS
 from seqattn.nn.positional import positional_encoding
 
 
 @dataclass
-class DecoderConfig:
-    """Hyper-parameters of ``Decoder``; saved as JSON next to a model's weights."""
+class DecoderConfig(Config):
+    """Hyper-parameters of ``Decoder``; saved as JSON next to a model's weights.
 
-    d_model: int = 256
-    n_heads: int = 4
-    n_layers: int = 3
-    d_ff: int = 1024
-    dropout: float = 0.1
-    positional: str = "sinusoidal"  # "sinusoidal" or "learned"
-    max_len: int = 512  # longest output a learned positional table covers
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule, or n_heads not dividing d_model
+            (seqattn.models.config).
+    """
+
+    d_model: int = bounded(256, min=1, max=MAX_D_MODEL)
+    n_heads: int = bounded(4, min=1, max=MAX_HEADS)
+    n_layers: int = bounded(3, min=1, max=MAX_LAYERS)
+    d_ff: int = bounded(1024, min=1, max=MAX_D_FF)
+    dropout: float = bounded(0.1, min=0.0, below=1.0)
+    positional: str = bounded("sinusoidal", choices=("sinusoidal", "learned"))
+    max_len: int = bounded(512, min=1, max=MAX_POSITIONS)  # longest output a learned positional table covers
+
+    def check(self) -> None:
+        if self.d_model % self.n_heads:
+            raise self.invalid("n_heads", f"must divide d_model ({self.d_model}), got {self.n_heads}")
 
 
 class MultiHeadAttention(nn.Module):

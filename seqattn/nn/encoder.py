@@ -8,50 +8,57 @@ and a final LayerNorm after the stack.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 from torch import Tensor, nn
 
-from seqattn.nn.attention import SCORES, MultiHeadSelfAttention
+from seqattn.models.config import Config, bounded
+from seqattn.nn.attention import ACTIVATIONS, SCORES, MultiHeadSelfAttention
 from seqattn.nn.positional import POSITIONALS, positional_encoding
 
 
+# Bounds of a config (seqattn.models.config): beyond them a model is no longer a CPU-sized
+# sequence model, and a hostile config.json would allocate gigabytes before any check of its weights.
+MAX_D_MODEL = 16_384
+MAX_HEADS = 1_024
+MAX_LAYERS = 256
+MAX_D_FF = 65_536
+MAX_WINDOW = 4_096  # attention memory grows with 2w + 1 per position, whatever the sentence's length
+MAX_BAND_SCORES = 16_384  # H x (2w + 1) scores per position: 64 KiB, 256 MiB for a batch of 4096 positions
+MAX_POSITIONS = 1_000_000
+
+
 @dataclass
-class EncoderConfig:
-    """Hyper-parameters of ``Encoder``; saved as JSON next to a model's weights."""
+class EncoderConfig(Config):
+    """Hyper-parameters of ``Encoder``; saved as JSON next to a model's weights.
 
-    d_model: int = 256  # size of every vector in the sequence
-    n_heads: int = 4  # attention heads H; d_model / n_heads per head
-    n_layers: int = 2  # stacked blocks L
-    d_ff: int = 1024  # hidden size of the position-wise FFN
-    dropout: float = 0.1  # on residual branches
-    attention_dropout: float = 0.1  # on attention weights
-    window: int | None = None  # attention half-width w (positions); None = full attention
-    score: str = "dot"  # "dot" (scaled dot-product) or "additive"
-    positional: str = "sinusoidal"  # "sinusoidal", "learned" or "none"
-    max_len: int = 512  # longest sequence a learned positional table covers
+    Raises (constructor, ``from_dict``):
+        ConfigError: a value outside its field's rule, or n_heads not dividing d_model, or a
+            relative bias without a window (seqattn.models.config).
+    """
+
+    d_model: int = bounded(256, min=1, max=MAX_D_MODEL)  # size of every vector in the sequence
+    n_heads: int = bounded(4, min=1, max=MAX_HEADS)  # attention heads H; d_model / n_heads per head
+    n_layers: int = bounded(2, min=1, max=MAX_LAYERS)  # stacked blocks L
+    d_ff: int = bounded(1024, min=1, max=MAX_D_FF)  # hidden size of the position-wise FFN
+    dropout: float = bounded(0.1, min=0.0, below=1.0)  # on residual branches
+    attention_dropout: float = bounded(0.1, min=0.0, below=1.0)  # on attention weights
+    window: int | None = bounded(None, min=0, max=MAX_WINDOW)  # attention half-width w (positions); None = full
+    score: str = bounded("dot", choices=SCORES)  # "dot" (scaled dot-product) or "additive"
+    positional: str = bounded("sinusoidal", choices=POSITIONALS)  # "sinusoidal", "learned" or "none"
+    max_len: int = bounded(512, min=1, max=MAX_POSITIONS)  # longest sequence a learned positional table covers
     relative_bias: bool = False  # learned bias per head and offset j - i (needs a window)
-    activation: str = "softmax"  # scores -> weights: "softmax", "relu", "sigmoid" or "sparsemax"
+    # scores -> weights: "softmax", "relu", "sigmoid" or "sparsemax"; added after models shipped
+    activation: str = bounded("softmax", choices=ACTIVATIONS, omit_default=True)
 
-    def __post_init__(self) -> None:
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}; expected one of {SCORES}")
-        if self.positional not in POSITIONALS:
-            raise ValueError(f"unknown positional encoding {self.positional!r}; expected one of {POSITIONALS}")
-        if self.window is not None and self.window < 0:
-            raise ValueError(f"window must be >= 0 or None, got {self.window}")
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EncoderConfig":
-        """Build from a JSON dict, ignoring no keys silently: unknown keys raise ValueError."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(d) - known
-        if unknown:
-            raise ValueError(f"unknown encoder config keys: {sorted(unknown)}")
-        return cls(**d)
-
-    def to_dict(self) -> dict:
-        return asdict(self)
+    def check(self) -> None:
+        if self.d_model % self.n_heads:
+            raise self.invalid("n_heads", f"must divide d_model ({self.d_model}), got {self.n_heads}")
+        if self.relative_bias and self.window is None:
+            raise self.invalid("relative_bias", "needs a window (window is null: full attention)")
+        if self.window is not None and self.n_heads * (2 * self.window + 1) > MAX_BAND_SCORES:
+            raise self.invalid("window", f"gives n_heads x (2 window + 1) = {self.n_heads * (2 * self.window + 1):,} "
+                                         f"scores per position, more than {MAX_BAND_SCORES:,}, got {self.window}")
 
 
 class EncoderBlock(nn.Module):

@@ -28,57 +28,58 @@ librosa (about 2 s of numba start-up).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from seqattn.errors import InputError
+from seqattn.models.config import Config, ConfigError, bounded
 from seqattn.readers.audio import MAX_SAMPLE_RATE_HZ, MIN_SAMPLE_RATE_HZ
 
 FEATURES: tuple[str, ...] = ("logmel", "mfcc")
 MAX_FRAME_MS = 10_000.0  # longer frames are no speech features, and would allocate gigabytes
 AMIN = 1e-10  # power floor before the logarithm (librosa's amin): -100 dB
 MFCC_MEL_BANDS = 40  # mel bands an MFCC is computed from, unless more coefficients are asked for
+MAX_BINS = 4_096  # values per frame: more would be no speech feature, and a filterbank of gigabytes
 
 
 @dataclass(frozen=True)
-class FrameSpec:
+class FrameSpec(Config):
     """How samples become frame vectors; a speech model stores its spec and insists on it.
 
-    Raises (constructor):
-        InputError: non-positive window or hop, a window shorter than 2 samples, an unknown
-            feature kind, or more mel bands than the frame's spectrum has bins.
+    Raises (constructor, ``from_dict``):
+        ConfigError (an InputError): non-positive window or hop, a window shorter than 2 samples,
+            an unknown feature kind, or more mel bands than the frame's spectrum has bins.
     """
 
     sample_rate_hz: int  # samples per second of the audio being framed
     window_ms: float = 25.0  # frame length
     hop_ms: float = 10.0  # frame shift
     features: str = "logmel"  # "logmel" or "mfcc"
-    bins: int = 40  # values per frame: mel bands (logmel) or cepstral coefficients (mfcc)
+    bins: int = bounded(40, min=1, max=MAX_BINS)  # values per frame: mel bands (logmel) or cepstral coefficients (mfcc)
     fmin_hz: float = 0.0  # lowest mel filter edge
     fmax_hz: float | None = None  # highest mel filter edge; None = sample_rate_hz / 2
 
-    def __post_init__(self) -> None:
+    def check(self) -> None:
+        # Whole sentences rather than field rules: these are also the messages of --window, --hop ...
         if self.features not in FEATURES:
-            raise InputError(f"unknown features {self.features!r}; expected one of {', '.join(FEATURES)}")
+            raise ConfigError(f"unknown features {self.features!r}; expected one of {', '.join(FEATURES)}")
         if not MIN_SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
-            raise InputError(f"sample rate must be {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
-                             f"got {self.sample_rate_hz}")
-        if not (0 < self.window_ms <= MAX_FRAME_MS and 0 < self.hop_ms <= MAX_FRAME_MS):  # NaN fails too
-            raise InputError(f"frame length and shift must be > 0 and <= {MAX_FRAME_MS:g} ms, "
-                             f"got window {self.window_ms} ms, hop {self.hop_ms} ms")
+            raise ConfigError(f"sample rate must be {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
+                              f"got {self.sample_rate_hz}")
+        if not (0 < self.window_ms <= MAX_FRAME_MS and 0 < self.hop_ms <= MAX_FRAME_MS):
+            raise ConfigError(f"frame length and shift must be > 0 and <= {MAX_FRAME_MS:g} ms, "
+                              f"got window {self.window_ms} ms, hop {self.hop_ms} ms")
         if self.window_samples < 2 or self.hop_samples < 1:
-            raise InputError(f"a {self.window_ms} ms window with a {self.hop_ms} ms hop at {self.sample_rate_hz} Hz "
-                             "is less than two samples per frame")
-        if self.bins < 1:
-            raise InputError(f"bins must be >= 1, got {self.bins}")
+            raise ConfigError(f"a {self.window_ms} ms window with a {self.hop_ms} ms hop at {self.sample_rate_hz} Hz "
+                              "is less than two samples per frame")
         if self.mel_bands > self.n_fft // 2 + 1:
-            raise InputError(f"{self.mel_bands} mel bands need more than the {self.n_fft // 2 + 1} frequency bins of a "
-                             f"{self.window_ms} ms frame at {self.sample_rate_hz} Hz; use fewer --bins or a longer window")
+            raise ConfigError(f"{self.mel_bands} mel bands need more than the {self.n_fft // 2 + 1} frequency bins "
+                              f"of a {self.window_ms} ms frame at {self.sample_rate_hz} Hz; use fewer --bins or a "
+                              "longer window")
         top = self.sample_rate_hz / 2 if self.fmax_hz is None else self.fmax_hz
         if not 0 <= self.fmin_hz < top <= self.sample_rate_hz / 2:
-            raise InputError(f"mel range {self.fmin_hz}..{top} Hz must lie within 0..{self.sample_rate_hz / 2} Hz")
+            raise ConfigError(f"mel range {self.fmin_hz}..{top} Hz must lie within 0..{self.sample_rate_hz / 2} Hz")
 
     @property
     def window_samples(self) -> int:
@@ -107,17 +108,6 @@ class FrameSpec:
     def centre_s(self, frame: int | np.ndarray) -> float | np.ndarray:
         """Time in seconds at the centre of frame ``frame``: (i*H + W/2) / sample_rate_hz."""
         return (frame * self.hop_samples + self.window_samples / 2) / self.sample_rate_hz
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "FrameSpec":
-        """Build from a JSON dict; unknown keys raise ValueError."""
-        unknown = set(d) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown frame spec keys: {sorted(unknown)}")
-        return cls(**d)
 
 
 # --------------------------------------------------------------------------- mel scale (Slaney)

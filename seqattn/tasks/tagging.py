@@ -140,7 +140,11 @@ def load_tagger(name_or_path: str | Path = "en-upos", precision: str | None = "f
     path, meta, cfg, model = read_model(name_or_path, TASK, TaggerConfig, Tagger, "a tagger")
     if not (path / SUBWORDS).is_file():
         raise ModelError(f"{path}: incomplete model directory, {SUBWORDS} is missing")
-    return LoadedTagger(for_inference(model, precision).to(place), Featurizer(cfg, SubwordModel(path / SUBWORDS)),
+    subwords = SubwordModel(path / SUBWORDS)
+    if len(subwords) > cfg.subword_vocab_size:  # a piece id past the embedding table would fail mid-run
+        raise ModelError(f"{path / SUBWORDS}: {len(subwords):,} pieces, but config.json's subword_vocab_size is "
+                         f"{cfg.subword_vocab_size:,}")
+    return LoadedTagger(for_inference(model, precision).to(place), Featurizer(cfg, subwords),
                         meta, path, place, precision)
 
 
