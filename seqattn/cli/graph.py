@@ -179,55 +179,103 @@ def evaluate_graph_cli(
 
 
 def train_graph_cli(
-    data: str = typer.Option(..., "--data", "-d", help="Planetoid-layout directory (train and val splits used)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Directory to write the model to (usable with --model)."),
-    seed: int = typer.Option(0, "--seed", help="Random seed (initialisation, dropout)."),
-    max_epochs: int = typer.Option(1000, "--max-epochs", help="Upper bound on epochs (early stopping on val)."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Planetoid-layout directory (train and val "
+                                       "splits used).", show_default=False),
     class_names: Optional[str] = typer.Option(None, "--class-names", help="Comma-separated names of the class "
                                               "ids 0, 1, ... in order (default: classes.txt, else the ids).",
                                               show_default=False),
-    force: bool = typer.Option(False, "--force", help="Replace an existing model directory."),
-    resume: Optional[Path] = typer.Option(None, "--resume", help="Continue an interrupted run from its "
-                                          "checkpoint directory (OUT.checkpoint, written every 20 epochs); "
-                                          "give the same --data.", show_default=False),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr."),
+    consistency_samples: Optional[int] = typer.Option(None, "--consistency-samples", help="Dropout samples per "
+                                                      "step for GRAND's consistency loss (1: plain GAT training).",
+                                                      show_default=False),
+    consistency_weight: Optional[float] = typer.Option(None, "--consistency-weight", help="Weight of the "
+                                                       "consistency loss.", show_default=False),
+    sharpening_temperature: Optional[float] = typer.Option(None, "--sharpening-temperature", help="Temperature "
+                                                           "that sharpens the samples' mean, in (0, 1].",
+                                                           show_default=False),
+    max_epochs: Optional[int] = typer.Option(None, "--max-epochs", hidden=True, help="Old name of --epochs.",
+                                             show_default=False),
+    **shared,
 ) -> None:
     """Train a graph attention node classifier (the recipe of the shipped cora model).
 
-    Every 20 epochs the training state is saved to OUT.checkpoint/; after an interruption
-    (even kill -9) the same command with --resume OUT.checkpoint continues where it stopped.
+    --layers, --d-model (hidden size: heads x head size), --heads, --dropout (inputs and attention
+    weights) and --score gat|dot|additive (along edges) choose the architecture.  Every 20 epochs
+    (--checkpoint-every N: every N; one epoch is one step on the whole graph) the training state is
+    saved to OUT.checkpoint/; after an interruption (even kill -9) the same command with --resume
+    OUT.checkpoint continues where it stopped.
     """
     from seqattn.cli.common import progress, say, write
+    from seqattn.cli.train_options import (TrainReporter, annotations_of, fit_settings, gather, is_main_process,
+                                           model_options, required)
     from seqattn.errors import InputError
-
-    if max_epochs < 1:
-        raise InputError(f"--max-epochs must be >= 1, got {max_epochs}")
     from seqattn.models.graph import NodeClassifierConfig
+    from seqattn.nn.graph_attention import GRAPH_SCORES
     from seqattn.readers.graph import read_planetoid
-    from seqattn.tasks.graph import NodeTrainSettings, sort_classes, train_node_classifier
+    from seqattn.tasks.graph import NodeOptions, node_settings, sort_classes, train_node_classifier
 
-    graph = read_planetoid(data)
+    own = ("consistency_samples", "consistency_weight", "sharpening_temperature")
+    merged = gather("graph", {"data": data, "class_names": class_names, "max_epochs": max_epochs,
+                              **dict(zip(own, (consistency_samples, consistency_weight, sharpening_temperature))),
+                              **shared}, annotations_of(train_graph_cli))
+    if merged.get("max_epochs") is not None and merged.get("epochs") is None:
+        merged["epochs"] = merged["max_epochs"]
+    required(merged, "data", "out")
+    for name, why in (("batch_size", "every step takes the whole graph"),
+                      ("warmup_steps", "the learning rate is constant")):
+        if merged.get(name) is not None:
+            raise InputError(f"--{name.replace('_', '-')} does not apply to train graph ({why})")
+    score = merged.get("score")  # the graph scores: gat (the recipe's), dot, additive
+    if score is not None and score not in GRAPH_SCORES:
+        raise InputError(f"--score {score!r}: expected one of {', '.join(GRAPH_SCORES)}")
+    options = model_options({**merged, "score": None}, "graph", applies=("layers", "d_model", "heads", "dropout",
+                                                                          "score"))
+    settings = fit_settings(node_settings(), merged)
+    if settings.checkpoint_every:  # one step per epoch: every N steps is every N epochs
+        settings.checkpoint_epochs, settings.checkpoint_every = settings.checkpoint_every, 0
     config = NodeClassifierConfig()
-    if class_names is not None:
-        names = [n.strip() for n in class_names.split(",")]
+    if options.layers is not None:
+        config.n_layers = options.layers
+    if options.heads is not None:
+        config.n_heads = options.heads
+    hidden = options.d_model if options.d_model is not None else config.n_heads * config.d_head
+    if options.d_model is not None or options.heads is not None:
+        if hidden % config.n_heads:
+            raise InputError(f"--d-model {hidden} is not divisible by --heads {config.n_heads}")
+        config.d_head = hidden // config.n_heads
+    if options.dropout is not None:
+        config.dropout = config.attention_dropout = options.dropout
+    if score is not None:
+        config.score = score
+    node_options = NodeOptions(**{k: merged[k] for k in own if merged.get(k) is not None})
+    node_options.check()
+    graph = read_planetoid(merged["data"])
+    if merged.get("class_names") is not None:
+        names = [n.strip() for n in merged["class_names"].split(",")]
         classes = sort_classes({c for c in graph.labels if c is not None})
         if len(names) != len(classes) or not all(n for n in names):
-            raise InputError(f"--class-names gives {len(names)} names for the {len(classes)} classes of {data}")
+            raise InputError(f"--class-names gives {len(names)} names for the {len(classes)} classes of "
+                             f"{merged['data']}")
         config.classes, config.class_names = classes, names
-    with progress("training", quiet) as bar:
-        def on_epoch(r):
-            bar.update(r.epoch, r.max_epochs, f"epoch {r.epoch}  val acc {100 * r.val_accuracy:.1f}% "
-                                              f"(best {100 * r.best_val_accuracy:.1f}%)")
+    quiet = merged["quiet"]
 
-        saved = train_node_classifier(graph, out, NodeTrainSettings(max_epochs=max_epochs, seed=seed), config,
-                                      on_epoch=on_epoch, force=force, resume=resume)
-    say(f"stopped after {saved['training']['epochs']} epochs (best epoch {saved['training']['best_epoch']})", quiet)
-    write(f"saved {out}: val accuracy {100 * saved['metrics']['val_accuracy']:.2f}% "
-          f"after {saved['training']['seconds']:.0f} s\n")
+    def describe(record: dict) -> str:
+        return f"val accuracy {100 * record['val_accuracy']:.1f}% loss {record['val_loss']:.3f}"
+
+    with progress("training", quiet) as bar:
+        saved = train_node_classifier(graph, merged["out"], settings, config, node_options,
+                                      TrainReporter(bar, quiet, describe), force=merged["force"],
+                                      resume=merged.get("resume"))
+    if is_main_process():
+        say(f"stopped after {saved['training']['epochs_run']} epochs (best epoch {saved['training']['best_epoch']})",
+            quiet)
+        write(f"saved {merged['out']}: val accuracy {100 * saved['metrics']['val_accuracy']:.2f}% "
+              f"after {saved['training']['seconds']:.0f} s\n")
 
 
 def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer) -> None:
     """Add the graph commands to the CLI."""
     app.command("graph")(graph_cli)
     evaluate_app.command("graph")(evaluate_graph_cli)
-    train_app.command("graph")(train_graph_cli)
+    from seqattn.cli.train_options import train_command
+
+    train_app.command("graph")(train_command(train_graph_cli))

@@ -6,22 +6,21 @@ is reported through an optional callback.
 
 from __future__ import annotations
 
-import random
-import shutil
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from seqattn.errors import InputError, ModelError
+from seqattn.errors import InputError
 from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
 from seqattn.models.device import resolve_device
-from seqattn.models.io import read_model, write_model_dir
+from seqattn.models.io import read_model
 from seqattn.readers.graph import Graph, read_planetoid
+from seqattn.training.engine import FitSettings
 
 TASK = "graph"
 
@@ -150,38 +149,40 @@ def evaluate_node_classifier(classifier: LoadedNodeClassifier, graph: Graph, spl
 
 
 @dataclass
-class NodeTrainSettings:
-    """Optimisation settings of ``train_node_classifier`` (the shipped cora recipe by default).
+class NodeOptions:
+    """The node classifier's own training options (the shipped cora recipe by default).
 
-    GAT's transductive recipe (Velickovic et al. 2018, section 3.3): Adam, learning rate 0.005,
-    L2 5e-4, early stopping with patience 100 on the validation loss and accuracy; plus GRAND's
-    consistency regularisation (Feng et al. 2020, "Graph Random Neural Network", NeurIPS): each
-    step runs the model under ``consistency_samples`` dropout masks, and every sample's class
+    GRAND's consistency regularisation (Feng et al. 2020, "Graph Random Neural Network", NeurIPS):
+    each step runs the model under ``consistency_samples`` dropout masks, and every sample's class
     distribution on every node is pulled (squared error) towards their sharpened mean.  It uses
     the unlabelled nodes' features and edges, never their labels; on Cora it adds about one point
     of test accuracy over plain GAT training (docs/models/cora.md).
     """
 
-    lr: float = 0.005
-    weight_decay: float = 5e-4
-    max_epochs: int = 1000
-    patience: int = 100  # stop after this many epochs without a better val accuracy or val loss
     consistency_samples: int = 2  # dropout samples per step (1 = plain GAT training)
     consistency_weight: float = 1.0  # weight of the consistency loss (GRAND's lambda)
     sharpening_temperature: float = 0.5  # GRAND's T: sharpen the mean prediction before matching it
-    seed: int = 0
+
+    def check(self) -> None:
+        """Raises InputError naming the option of a value out of range."""
+        if not 1 <= self.consistency_samples <= 64:
+            raise InputError(f"--consistency-samples must be between 1 and 64, got {self.consistency_samples}")
+        if not (math.isfinite(self.consistency_weight) and self.consistency_weight >= 0):
+            raise InputError(f"--consistency-weight must be >= 0, got {self.consistency_weight}")
+        if not (math.isfinite(self.sharpening_temperature) and 0 < self.sharpening_temperature <= 1):
+            raise InputError(f"--sharpening-temperature must be in (0, 1], got {self.sharpening_temperature}")
 
 
-@dataclass
-class NodeEpochReport:
-    """What ``train_node_classifier`` reports after each epoch."""
+def node_settings(**overrides) -> FitSettings:
+    """``fit`` settings of the cora recipe (GAT's, Velickovic et al. 2018, section 3.3), with overrides.
 
-    epoch: int
-    max_epochs: int
-    train_loss: float
-    val_loss: float
-    val_accuracy: float
-    best_val_accuracy: float
+    Adam with L2 5e-4 in the gradient, learning rate 0.005 at every step, no gradient clipping, up
+    to 1000 epochs of one full-graph step each, early stopping after 100 epochs without a better
+    val accuracy or val loss; a checkpoint every 20 epochs (an epoch is one step).
+    """
+    return FitSettings(**{"epochs": 1000, "lr": 0.005, "optimizer": "adam", "weight_decay": 5e-4,
+                          "schedule": "constant", "warmup_steps": 0, "max_grad_norm": None, "patience": 100,
+                          "checkpoint_epochs": 20, "batch_size": 1, **overrides})
 
 
 def sort_classes(classes) -> list[str]:
@@ -215,26 +216,146 @@ def consistency_loss(logits: list[torch.Tensor], temperature: float) -> torch.Te
     return torch.stack([(p - target).pow(2).sum(-1).mean() for p in probabilities]).mean()
 
 
-def _training_loss(model, x, edge_index, train_index, y_train, settings: NodeTrainSettings) -> torch.Tensor:
-    samples = [model(x, edge_index) for _ in range(max(1, settings.consistency_samples))]  # S x (N, C)
+def _training_loss(model, x, edge_index, train_index, y_train, options: NodeOptions) -> torch.Tensor:
+    samples = [model(x, edge_index) for _ in range(max(1, options.consistency_samples))]  # S x (N, C)
     loss = torch.stack([F.cross_entropy(z[train_index], y_train) for z in samples]).mean()
-    if len(samples) > 1 and settings.consistency_weight:
-        loss = loss + settings.consistency_weight * consistency_loss(samples, settings.sharpening_temperature)
+    if len(samples) > 1 and options.consistency_weight:
+        loss = loss + options.consistency_weight * consistency_loss(samples, options.sharpening_temperature)
     return loss
+
+
+def graph_checksum(graph: Graph, nodes: np.ndarray) -> str:
+    """sha256 of what training reads from ``graph``: features, edges, and the labels of ``nodes``.
+
+    (Resume checks it: a run continues only on the graph it started on.)
+    """
+    import hashlib
+
+    import scipy.sparse as sp
+
+    digest = hashlib.sha256()
+    features = graph.features
+    if sp.issparse(features):
+        csr = sp.csr_matrix(features)
+        csr.sort_indices()
+        parts = [np.asarray(csr.shape, dtype=np.int64), csr.indptr.astype(np.int64), csr.indices.astype(np.int64),
+                 csr.data.astype(np.float32)]
+    else:
+        dense = np.asarray(features, dtype=np.float32)
+        parts = [np.asarray(dense.shape, dtype=np.int64), np.ascontiguousarray(dense)]
+    for part in parts + [np.ascontiguousarray(graph.edge_index, dtype=np.int64), nodes.astype(np.int64)]:
+        digest.update(part.tobytes())
+        digest.update(b"|")
+    digest.update("\n".join(str(graph.labels[n]) for n in nodes.tolist()).encode())
+    return digest.hexdigest()
+
+
+class NodeTask:
+    """Transductive node classification for ``fit``: one full-graph step per epoch, val accuracy picks it.
+
+    The whole graph and every node's features are seen; only the train nodes' labels are learnt
+    from (cross-entropy, plus GRAND's consistency loss over all nodes, ``NodeOptions``); the val
+    nodes select the epoch (higher val accuracy, ties to the lower val loss) and stop the run (GAT's
+    rule: patience counts epochs in which the val accuracy is below the best so far AND the val
+    loss above the lowest so far); the test nodes are never read.  Not shardable: under torchrun
+    every rank takes the whole graph (the same step, so the averaged gradient is the one-process one).
+
+    Raises (constructor):
+        InputError: a graph without features or labels, no labelled train or val node, or classes
+            outside ``config.classes``.
+    """
+
+    name, metric, higher_is_better, shardable = TASK, "val_accuracy", True, False
+
+    def __init__(self, graph: Graph, config: NodeClassifierConfig, options: NodeOptions, settings: FitSettings):
+        if graph.features is None or graph.labels is None:
+            raise InputError(f"{graph.source}: training needs node features and labels")
+        self.graph, self.options = graph, options
+        self.train_nodes, self.val_nodes = _labelled(graph, "train"), _labelled(graph, "val")
+        if not len(self.train_nodes) or not len(self.val_nodes):
+            raise InputError(f"{graph.source}: training needs labelled nodes in the train and val splits")
+        cfg = NodeClassifierConfig.from_dict(config.to_dict())
+        cfg.in_features = int(graph.features.shape[1])
+        seen = sort_classes({graph.labels[n] for n in self.train_nodes.tolist()}
+                            | {graph.labels[n] for n in self.val_nodes.tolist()})
+        if cfg.classes and set(seen) - set(cfg.classes):
+            raise InputError(f"{graph.source}: classes {sorted(set(seen) - set(cfg.classes))} are not in the config")
+        cfg.classes = cfg.classes or seen
+        if not cfg.class_names and graph.class_names and len(graph.class_names) == len(cfg.classes):
+            cfg.class_names = list(graph.class_names)
+        self.cfg = cfg
+        fit_id = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items() if k != "device"}
+        self._identity = {"options": {"fit": fit_id, "model": cfg.to_dict(), "task": vars(options)},
+                          "data": {"graph": graph_checksum(graph, np.concatenate([self.train_nodes, self.val_nodes]))}}
+        self.top_accuracy, self.low_loss = -1.0, math.inf  # GAT's early-stopping state
+        self.device = torch.device("cpu")
+
+    def identity(self) -> dict:
+        return self._identity
+
+    def prepare(self, checkpoint: dict | None, directory: Path | None) -> None:
+        graph = self.graph
+        self.x = features_tensor(graph.features, self.cfg.normalize_features)
+        self.edge_index = torch.from_numpy(np.ascontiguousarray(graph.edge_index))
+        self.train_index, self.val_index = torch.from_numpy(self.train_nodes), torch.from_numpy(self.val_nodes)
+        self.y_train = _class_ids(graph, self.train_nodes, self.cfg.classes)
+        self.y_val = _class_ids(graph, self.val_nodes, self.cfg.classes)
+
+    def build_model(self) -> NodeClassifier:
+        for name in ("x", "edge_index", "train_index", "val_index", "y_train", "y_val"):
+            setattr(self, name, getattr(self, name).to(self.device))
+        return NodeClassifier(self.cfg)
+
+    def batches(self, epoch: int, rng) -> list[list[int]]:
+        return [self.train_nodes.tolist()]  # one full-graph step; its loss reads every train node
+
+    def loss(self, model: NodeClassifier, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, float]:
+        """Cross-entropy on the train nodes (mean over dropout samples) + the consistency loss; weight 1."""
+        return _training_loss(model, self.x, self.edge_index, self.train_index, self.y_train, self.options), 1.0
+
+    def evaluate(self, model: NodeClassifier) -> dict:
+        with torch.no_grad():
+            logits = model(self.x, self.edge_index)[self.val_index]
+            return {"val_accuracy": (logits.argmax(-1) == self.y_val).float().mean().item(),
+                    "val_loss": F.cross_entropy(logits, self.y_val).item()}
+
+    def selection_key(self, metrics: dict) -> list:
+        return [metrics["val_accuracy"], -metrics["val_loss"]]
+
+    def progressed(self, metrics: dict) -> tuple[bool, dict]:
+        """GAT's rule: progress when val accuracy >= the top so far OR val loss <= the lowest so far."""
+        accuracy, loss = metrics["val_accuracy"], metrics["val_loss"]
+        progressed = accuracy >= self.top_accuracy or loss <= self.low_loss
+        if progressed:
+            self.top_accuracy, self.low_loss = max(self.top_accuracy, accuracy), min(self.low_loss, loss)
+        return progressed, {"top_accuracy": self.top_accuracy, "low_loss": self.low_loss}
+
+    def restore_stopper(self, state: dict) -> None:
+        if state:
+            self.top_accuracy, self.low_loss = state["top_accuracy"], state["low_loss"]
+
+    def config(self) -> dict:
+        return self.cfg.to_dict()
+
+    def files(self) -> dict[str, Path]:
+        return {}
+
+    def record(self) -> dict:
+        return {"graph": str(self.graph.source)}
 
 
 def train_node_classifier(
     data: str | Path | Graph,
     out: str | Path | None,
-    settings: NodeTrainSettings | None = None,
+    settings: FitSettings | None = None,
     config: NodeClassifierConfig | None = None,
-    on_epoch: Callable[[NodeEpochReport], None] | None = None,
+    options: NodeOptions | None = None,
+    reporter=None,
     force: bool = False,
     meta: dict | None = None,
     resume: str | Path | None = None,
-    checkpoint_every: int = 20,
 ) -> dict:
-    """Train a node classifier on a graph's train split, select on its val split, save it.
+    """Train a node classifier on a graph's train split through ``fit``, select on its val split, save it.
 
     Transductive (Planetoid): the whole graph and all node features are visible, only the labels
     of the train nodes are learnt from; the val nodes choose the epoch (highest val accuracy,
@@ -243,118 +364,27 @@ def train_node_classifier(
     Args:
         data: a Planetoid-layout directory or a ``Graph`` with features, labels, train and val splits.
         out: model directory to write (None: train and return without saving).
+        settings: ``fit`` settings (default ``node_settings()``, the cora recipe; checkpoints every
+            ``checkpoint_epochs`` epochs to OUT.checkpoint/).
         config: architecture (in_features and classes are filled in from the data).
-        on_epoch: called with a ``NodeEpochReport`` after each epoch.
+        options: the consistency loss (default ``NodeOptions()``).
+        reporter: progress callbacks (seqattn.training.engine.Reporter; records hold val_accuracy
+            and val_loss).
         meta: extra JSON fields for the saved config (data, license, ...).
-        resume: a checkpoint directory of an interrupted run on the same graph (its settings
-            and config win over ``settings`` and ``config``).
-        checkpoint_every: with ``out``, the whole training state (weights, optimizer, early
-            stopping, random state) goes to ``OUT.checkpoint/`` every this many epochs, atomically
-            and without pickles; it is removed once the model is saved.  A resumed run reaches
-            the weights of an uninterrupted one.
+        resume: OUT.checkpoint of an interrupted run with the same arguments and graph.
     Returns:
-        the saved config dict ("metrics": val accuracy and loss of the chosen epoch; "training":
-        seed, settings, epochs, seconds); with out=None also "state" (the chosen weights).
+        the saved config dict ("metrics": val_accuracy and val_loss of the chosen epoch;
+        "training": the run record); with out=None also "state" (the chosen weights).
     Raises:
-        InputError: data without features, labels, or train/val splits; ModelError: ``out``
-        exists and is not empty (no force), an unreadable checkpoint or one of another task or graph.
+        InputError: data without features, labels, or train/val splits; a forbidden ``out`` (an
+            existing one without force); a checkpoint of another run or graph.
+        ModelError: an unreadable checkpoint, or one of another task.
     """
-    from seqattn.models.checkpoint import read_checkpoint, restore_checkpoint, save_checkpoint
-    from seqattn.tasks.training import start_or_resume
+    from seqattn.training.engine import fit
 
-    checkpoint_dir = state = tensors = None
-    if out is not None:
-        out = Path(out)
-        checkpoint_dir, state, tensors = start_or_resume(out, force, resume, TASK)
-    elif resume is not None:
-        state, tensors = read_checkpoint(resume)
-    if state is not None:
-        if state["extra"].get("task") != TASK:
-            raise ModelError(f"{resume}: not a checkpoint of a {TASK} model")
-        settings = NodeTrainSettings(**state["extra"]["settings"])
-        config = NodeClassifierConfig.from_dict(state["extra"]["config"])
-    settings = settings or NodeTrainSettings()
+    settings = settings or node_settings()
+    options = options or NodeOptions()
+    options.check()
     graph = data if isinstance(data, Graph) else read_planetoid(data)
-    if graph.features is None or graph.labels is None:
-        raise InputError(f"{graph.source}: training needs node features and labels")
-    train_nodes, val_nodes = _labelled(graph, "train"), _labelled(graph, "val")
-    if not len(train_nodes) or not len(val_nodes):
-        raise InputError(f"{graph.source}: training needs labelled nodes in the train and val splits")
-    cfg = config or NodeClassifierConfig()
-    cfg.in_features = int(graph.features.shape[1])
-    seen = sort_classes({graph.labels[n] for n in train_nodes.tolist()} | {graph.labels[n] for n in val_nodes.tolist()})
-    if cfg.classes and set(seen) - set(cfg.classes):
-        raise InputError(f"{graph.source}: classes {sorted(set(seen) - set(cfg.classes))} are not in the config")
-    cfg.classes = cfg.classes or seen
-    if not cfg.class_names and graph.class_names and len(graph.class_names) == len(cfg.classes):
-        cfg.class_names = list(graph.class_names)
-
-    random.seed(settings.seed)
-    np.random.seed(settings.seed)
-    torch.manual_seed(settings.seed)
-    x, edge_index = features_tensor(graph.features, cfg.normalize_features), torch.from_numpy(graph.edge_index)
-    y_train, y_val = _class_ids(graph, train_nodes, cfg.classes), _class_ids(graph, val_nodes, cfg.classes)
-    train_index, val_index = torch.from_numpy(train_nodes), torch.from_numpy(val_nodes)
-    model = NodeClassifier(cfg)
-    optimizer = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    shuffler = random.Random(settings.seed)  # unused by full-batch training; kept for the checkpoint format
-    start = time.perf_counter()
-    best_key, best_state, best_epoch = (-1.0, 0.0), None, 0
-    top_accuracy, low_loss, waited, epoch, first_epoch, seconds_before = -1.0, float("inf"), 0, 0, 1, 0.0
-    if state is not None:
-        if cfg.in_features != state["extra"]["config"]["in_features"]:
-            raise ModelError(f"{resume}: the checkpoint's graph has {state['extra']['config']['in_features']} "
-                             f"features per node, {graph.source} has {cfg.in_features}")
-        best_state = restore_checkpoint(state, tensors, model=model, optimizer=optimizer, scheduler=None,
-                                        shuffler=shuffler, generator=None)
-        stopping = state["extra"]["early_stopping"]
-        best_key, best_epoch = tuple(stopping["best_key"]), stopping["best_epoch"]
-        top_accuracy, low_loss, waited = stopping["top_accuracy"], stopping["low_loss"], stopping["waited"]
-        first_epoch, epoch, seconds_before = state["epoch"] + 1, state["epoch"], state["extra"]["seconds"]
-    for epoch in range(first_epoch, settings.max_epochs + 1):
-        model.train()
-        optimizer.zero_grad(set_to_none=True)
-        loss = _training_loss(model, x, edge_index, train_index, y_train, settings)
-        loss.backward()
-        optimizer.step()
-        model.eval()
-        with torch.no_grad():
-            logits = model(x, edge_index)[val_index]
-            val_loss = F.cross_entropy(logits, y_val).item()
-            val_accuracy = (logits.argmax(-1) == y_val).float().mean().item()
-        if val_accuracy >= top_accuracy or val_loss <= low_loss:  # GAT's early-stopping rule
-            if (val_accuracy, -val_loss) > best_key:
-                best_key, best_epoch = (val_accuracy, -val_loss), epoch
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            top_accuracy, low_loss = max(top_accuracy, val_accuracy), min(low_loss, val_loss)
-            waited = 0
-        else:
-            waited += 1
-        if on_epoch:
-            on_epoch(NodeEpochReport(epoch, settings.max_epochs, loss.item(), val_loss, val_accuracy, best_key[0]))
-        if waited >= settings.patience:
-            break
-        if checkpoint_dir is not None and epoch % checkpoint_every == 0:
-            save_checkpoint(checkpoint_dir, model=model, optimizer=optimizer, scheduler=None, shuffler=shuffler,
-                            generator=None, epoch=epoch, best_state=best_state,
-                            extra={"task": TASK, "config": cfg.to_dict(), "settings": vars(settings),
-                                   "seconds": seconds_before + time.perf_counter() - start,
-                                   "early_stopping": {"best_key": list(best_key), "best_epoch": best_epoch,
-                                                      "top_accuracy": top_accuracy, "low_loss": low_loss,
-                                                      "waited": waited}})
-    seconds = seconds_before + time.perf_counter() - start
-    saved = {
-        "task": TASK,
-        "config": cfg.to_dict(),
-        "training": {"data": str(graph.source), "seed": settings.seed, "settings": vars(settings),
-                     "epochs": epoch, "best_epoch": best_epoch, "seconds": round(seconds, 1),
-                     "torch_threads": torch.get_num_threads()},
-        "metrics": {"val_accuracy": round(best_key[0], 5), "val_loss": round(-best_key[1], 5)},
-        **(meta or {}),
-    }
-    if out is not None:
-        write_model_dir(out, saved, best_state, force=force)
-        shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    else:
-        saved["state"] = best_state
-    return saved
+    task = NodeTask(graph, config or NodeClassifierConfig(), options, settings)
+    return fit(task, settings, out, force=force, resume=resume, reporter=reporter, meta=meta)

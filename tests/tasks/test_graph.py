@@ -6,13 +6,15 @@ import numpy as np
 import pytest
 import torch
 
-from seqattn.errors import InputError, ModelError
+from seqattn.errors import InputError
 from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
 from seqattn.readers.graph import read_planetoid
 from seqattn.tasks.graph import (
-    NodeTrainSettings, consistency_loss, evaluate_node_classifier, load_node_classifier, train_node_classifier,
+    NodeOptions, NodeTask, consistency_loss, evaluate_node_classifier, load_node_classifier, node_settings,
+    train_node_classifier,
 )
-from tests.conftest import Killed, kill_at, require_shared, tiny_node_classifier_config
+from seqattn.training.engine import Callbacks
+from tests.conftest import Killed, kill_at, require_shared, seqattn, tiny_node_classifier_config
 
 
 def test_tiny_model_learns_the_tiny_graph(tiny_graph_model_dir, tiny_planetoid):
@@ -39,21 +41,27 @@ def test_predict_gives_a_distribution_and_attention_per_layer(tiny_graph_model_d
 
 
 def test_same_seed_same_weights(tiny_planetoid, tmp_path):
-    settings = NodeTrainSettings(max_epochs=5)
+    settings = node_settings(epochs=5)
     for name in ("a", "b"):
         train_node_classifier(tiny_planetoid, tmp_path / name, settings, tiny_node_classifier_config())
     assert (tmp_path / "a" / "model.safetensors").read_bytes() == (tmp_path / "b" / "model.safetensors").read_bytes()
 
 
 def test_training_never_overwrites_without_force(tiny_planetoid, tmp_path):
+    settings = node_settings(epochs=1)
     (tmp_path / "m").mkdir()
     (tmp_path / "m" / "keep.txt").write_text("mine")
-    with pytest.raises(ModelError, match="pass --force"):
-        train_node_classifier(tiny_planetoid, tmp_path / "m", NodeTrainSettings(max_epochs=1))
+    for force in (False, True):  # --force replaces only a model directory
+        with pytest.raises(InputError, match="pass --force" if not force else "only a seqattn model"):
+            train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(), force=force)
     assert (tmp_path / "m" / "keep.txt").read_text() == "mine"
-    train_node_classifier(tiny_planetoid, tmp_path / "m", NodeTrainSettings(max_epochs=1),
-                          tiny_node_classifier_config(), force=True)
-    assert not (tmp_path / "m" / "keep.txt").exists()
+    train_node_classifier(tiny_planetoid, tmp_path / "model", settings, tiny_node_classifier_config())
+    with pytest.raises(InputError, match="pass --force"):
+        train_node_classifier(tiny_planetoid, tmp_path / "model", settings, tiny_node_classifier_config())
+    first = (tmp_path / "model" / "config.json").read_text()
+    train_node_classifier(tiny_planetoid, tmp_path / "model", node_settings(epochs=2), tiny_node_classifier_config(),
+                          force=True)
+    assert (tmp_path / "model" / "config.json").read_text() != first
 
 
 def test_selection_reads_no_test_labels(tiny_planetoid, tmp_path):
@@ -65,7 +73,7 @@ def test_selection_reads_no_test_labels(tiny_planetoid, tmp_path):
     labels = (other / "labels.txt").read_text().split()
     test = {int(i) for i in (other / "test_idx.txt").read_text().split()}
     (other / "labels.txt").write_text("".join(f"{(int(c) + 1) % 3 if i in test else c}\n" for i, c in enumerate(labels)))
-    settings = NodeTrainSettings(max_epochs=8)
+    settings = node_settings(epochs=8)
     a = train_node_classifier(tiny_planetoid, None, settings, tiny_node_classifier_config())
     b = train_node_classifier(other, None, settings, tiny_node_classifier_config())
     assert a["metrics"] == b["metrics"]
@@ -111,37 +119,117 @@ def test_shipped_cora_model():
 def test_interrupted_and_resumed_run_reaches_the_same_weights(tiny_planetoid, tmp_path):
     """Issue 7: killed at epoch 15 (the last checkpoint is epoch 10's), resumed: epochs 11.. see the
     same losses as an uninterrupted run with the same seed, and the saved weights are the same bytes."""
-    settings = NodeTrainSettings(max_epochs=30, patience=30)
+    settings = node_settings(epochs=30, patience=30, checkpoint_epochs=10)
     whole = []
     train_node_classifier(tiny_planetoid, tmp_path / "whole", settings, tiny_node_classifier_config(),
-                          on_epoch=lambda r: whole.append((r.epoch, r.train_loss, r.val_loss)), checkpoint_every=10)
+                          reporter=Callbacks(on_epoch=lambda r: whole.append((r["epoch"], r["train_loss"],
+                                                                              r["val_loss"]))))
 
     with pytest.raises(Killed):
         train_node_classifier(tiny_planetoid, tmp_path / "cut", settings, tiny_node_classifier_config(),
-                              on_epoch=kill_at(15), checkpoint_every=10)
+                              reporter=Callbacks(on_epoch=kill_at(15)))
     checkpoint = tmp_path / "cut.checkpoint"
-    assert json.loads((checkpoint / "checkpoint.json").read_text())["epoch"] == 10
+    progress = json.loads((checkpoint / "checkpoint.json").read_text())["progress"]
+    assert progress["epoch"] == 11 and len(progress["history"]) == 10  # epochs 1..10 done
     resumed = []
-    train_node_classifier(tiny_planetoid, tmp_path / "cut", None, None, resume=checkpoint, checkpoint_every=10,
-                          on_epoch=lambda r: resumed.append((r.epoch, r.train_loss, r.val_loss)))
-    assert resumed == whole[10:]
+    train_node_classifier(tiny_planetoid, tmp_path / "cut", settings, tiny_node_classifier_config(), resume=checkpoint,
+                          reporter=Callbacks(on_epoch=lambda r: resumed.append((r["epoch"], r["train_loss"],
+                                                                                r["val_loss"]))))
+    assert len(whole) == 30 and resumed == whole[10:]
     assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
         (tmp_path / "whole" / "model.safetensors").read_bytes()
     assert not checkpoint.exists() and not (tmp_path / "whole.checkpoint").exists()
 
 
-def test_resume_refuses_a_checkpoint_of_another_graph(tiny_planetoid, tmp_path):
+def test_resume_refuses_a_checkpoint_of_another_graph_or_other_options(tiny_planetoid, tmp_path):
     from tests.conftest import make_planetoid
 
-    settings = NodeTrainSettings(max_epochs=30, patience=30)
-
-    def stop(report):
-        if report.epoch == 12:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(), on_epoch=stop,
-                              checkpoint_every=10)
+    settings = node_settings(epochs=30, patience=30, checkpoint_epochs=10)
+    with pytest.raises(Killed):
+        train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(),
+                              reporter=Callbacks(on_epoch=kill_at(12)))
     other = make_planetoid(tmp_path / "other", n_words=15)
-    with pytest.raises(ModelError, match="15"):
-        train_node_classifier(other, tmp_path / "m", resume=tmp_path / "m.checkpoint")
+    with pytest.raises(InputError, match="in_features \\(checkpoint 12, now 15\\)"):
+        train_node_classifier(other, tmp_path / "m", settings, tiny_node_classifier_config(),
+                              resume=tmp_path / "m.checkpoint")
+    with pytest.raises(InputError, match="consistency_samples \\(checkpoint 2, now 1\\)"):
+        train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(),
+                              NodeOptions(consistency_samples=1), resume=tmp_path / "m.checkpoint")
+
+
+def test_early_stopping_follows_gats_rule(tiny_planetoid):
+    """Progress = val accuracy at least the top so far OR val loss at most the lowest so far;
+    the state survives a checkpoint (restore_stopper)."""
+    task = NodeTask(read_planetoid(tiny_planetoid), tiny_node_classifier_config(), NodeOptions(), node_settings())
+    steps = [(0.5, 1.0, True), (0.4, 0.9, True), (0.5, 0.95, True), (0.45, 0.95, False), (0.6, 2.0, True),
+             (0.55, 0.91, False), (0.55, 0.9, True)]
+    state = {}
+    for accuracy, loss, expected in steps:
+        progressed, state = task.progressed({"val_accuracy": accuracy, "val_loss": loss})
+        assert progressed is expected, (accuracy, loss)
+    fresh = NodeTask(read_planetoid(tiny_planetoid), tiny_node_classifier_config(), NodeOptions(), node_settings())
+    fresh.restore_stopper(json.loads(json.dumps(state)))
+    assert fresh.progressed({"val_accuracy": 0.59, "val_loss": 0.95})[0] is False
+    assert task.selection_key({"val_accuracy": 0.5, "val_loss": 0.2}) > \
+        task.selection_key({"val_accuracy": 0.5, "val_loss": 0.3})
+
+
+def test_train_graph_cli_chooses_the_score_and_refuses_positions(tiny_planetoid, tmp_path):
+    proc = seqattn("train", "graph", "--data", tiny_planetoid, "--out", tmp_path / "m", "--score", "additive",
+                   "--epochs", "3", "--heads", "2", "--d-model", "8", "--layers", "2", "--dropout", "0.1", "-q")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["config"]["score"] == "additive" and saved["training"]["epochs_run"] == 3
+    assert (saved["config"]["n_heads"], saved["config"]["d_head"]) == (2, 4)
+    assert saved["config"]["dropout"] == saved["config"]["attention_dropout"] == 0.1
+    assert load_node_classifier(tmp_path / "m").cfg.score == "additive"
+    for flags, needle in ((["--positional", "learned"], "--positional does not apply to train graph"),
+                          (["--attention-window", "4"], "--attention-window does not apply to train graph"),
+                          (["--score", "cosine"], "--score 'cosine'"),
+                          (["--d-model", "10", "--heads", "4"], "--d-model 10 is not divisible by --heads 4"),
+                          (["--batch-size", "64"], "--batch-size does not apply to train graph")):
+        proc = seqattn("train", "graph", "--data", tiny_planetoid, "--out", tmp_path / "n", "--epochs", "1", *flags)
+        err = proc.stderr.decode()
+        assert proc.returncode == 2 and proc.stdout == b"" and "Traceback" not in err, err
+        assert len(err.strip().splitlines()) == 1 and needle in err, err
+        assert not (tmp_path / "n").exists()
+
+
+def test_resuming_a_graph_run_with_a_tagger_checkpoint_is_one_line(tiny_planetoid, tiny_treebank, tmp_path):
+    from seqattn.tasks.tagging import tagger_settings, train_tagger
+    from tests.conftest import tiny_tagger_config
+
+    with pytest.raises(Killed):
+        train_tagger(*tiny_treebank, tmp_path / "tagger", tagger_settings(epochs=2, batch_size=256, warmup_steps=2),
+                     tiny_tagger_config(), reporter=Callbacks(on_epoch=kill_at(1)))
+    assert (tmp_path / "tagger.checkpoint" / "checkpoint.json").is_file()
+    proc = seqattn("train", "graph", "--data", tiny_planetoid, "--out", tmp_path / "g", "--epochs", "2",
+                   "--resume", tmp_path / "tagger.checkpoint")
+    err = proc.stderr.decode()
+    assert proc.returncode == 2 and proc.stdout == b"" and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1 and "a checkpoint of a tagger run, not of a graph run" in err, err
+    assert not (tmp_path / "g").exists()
+
+
+def test_the_cora_recipe_is_the_shipped_models_options(tmp_path):
+    """recipes/cora.toml gives the shipped cora model's architecture, classes and training options."""
+    from tests.conftest import ROOT
+
+    cora = require_shared("planetoid", "cora")
+    shipped = json.loads((ROOT / "seqattn" / "models" / "cora" / "config.json").read_text())
+    proc = seqattn("train", "graph", "--config", ROOT / "recipes" / "cora.toml", "--data", cora,
+                   "--out", tmp_path / "m", "--epochs", "1", "-q")
+    assert proc.returncode == 0, proc.stderr
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert saved["config"] == shipped["config"]
+    fit, options = saved["training"]["settings"], saved["training"]["options"]["task"]
+    old = shipped["training"]["settings"]  # the shipped model's own record of its recipe
+    if "max_epochs" in old:  # trained before the one training engine
+        old = {**old, "epochs": old["max_epochs"]}
+    else:
+        old = {**old, **shipped["training"]["options"]["task"]}
+    assert {k: fit[k] for k in ("lr", "weight_decay", "patience", "seed")} == \
+        {k: old[k] for k in ("lr", "weight_decay", "patience", "seed")}
+    assert fit["epochs"] == 1 and old["epochs"] == 1000  # the recipe's 1000, overridden by the flag
+    assert options == {k: old[k] for k in ("consistency_samples", "consistency_weight", "sharpening_temperature")}
+    assert (fit["optimizer"], fit["schedule"], fit["max_grad_norm"]) == ("adam", "constant", None)

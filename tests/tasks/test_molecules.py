@@ -1,5 +1,6 @@
 """Whole-graph prediction: metrics, and a tiny model that learns a size-dependent target in seconds."""
 
+import json
 import random
 
 import numpy as np
@@ -8,7 +9,9 @@ import pytest
 from seqattn.errors import InputError
 from seqattn.models.graph import GraphPredictorConfig
 from seqattn.readers.molecules import Molecule, atom_features
-from seqattn.tasks.molecules import GraphTrainSettings, predict_graphs, rmse, roc_auc, train_graph_predictor
+from seqattn.tasks.molecules import molecule_settings, predict_graphs, rmse, roc_auc, train_graph_predictor
+from seqattn.training.engine import Callbacks
+from tests.conftest import Killed, kill_at
 
 
 def test_roc_auc_and_rmse():
@@ -35,7 +38,7 @@ def test_tiny_regression_learns_a_size_dependent_target():
     molecules = [_chain(rng.randint(1, 8), rng.randint(0, 3), i) for i in range(80)]
     data = {"train": molecules[:50], "valid": molecules[50:65], "test": molecules[65:]}
     config = GraphPredictorConfig(task="regression", d_model=16, n_heads=2, n_layers=1, d_ff=32, dropout=0.0)
-    result = train_graph_predictor(data, config, GraphTrainSettings(epochs=8, batch_size=10, lr=5e-3, warmup_epochs=1))
+    result = train_graph_predictor(data, config, molecule_settings(epochs=8, batch_size=10, lr=5e-3, warmup_steps=5))
     spread = float(np.std([m.y for m in data["test"]]))
     assert result["metric"] == "rmse" and result["test"] < 0.5 * spread
     assert 1 <= result["best_epoch"] <= 8 and result["config"]["target_std"] > 0
@@ -47,7 +50,7 @@ def test_binary_outputs_probabilities():
         m.y = float(m.y > -0.6)
     data = {"train": molecules[:24], "valid": molecules[24:32], "test": molecules[32:]}
     config = GraphPredictorConfig(task="binary", d_model=16, n_heads=2, n_layers=1, d_ff=32)
-    result = train_graph_predictor(data, config, GraphTrainSettings(epochs=2, batch_size=8))
+    result = train_graph_predictor(data, config, molecule_settings(len(data["train"]), epochs=2, batch_size=8))
     assert result["metric"] == "roc_auc" and 0 <= result["test"] <= 1
     from seqattn.models.graph import GraphPredictor
 
@@ -55,3 +58,39 @@ def test_binary_outputs_probabilities():
     model.load_state_dict(result["state"])
     p = predict_graphs(model, data["test"])
     assert p.shape == (8,) and ((p > 0) & (p < 1)).all()
+
+
+def test_warmup_is_five_epochs_of_steps():
+    assert molecule_settings(902).warmup_steps == 5 * 29  # ESOL: 902 molecules, 32 per step
+    assert molecule_settings(100, batch_size=10).warmup_steps == 50 and molecule_settings().warmup_steps == 0
+
+
+def test_interrupted_and_resumed_run_reaches_the_same_weights(tmp_path):
+    """A run killed after epoch 2 (of 4) and resumed from its checkpoint ends with the bytes of an
+    uninterrupted run, and with the same test score; a resume with other options is refused."""
+    rng = random.Random(1)
+    molecules = [_chain(rng.randint(1, 8), rng.randint(0, 3), i) for i in range(60)]
+    data = {"train": molecules[:40], "valid": molecules[40:50], "test": molecules[50:]}
+
+    def config():
+        return GraphPredictorConfig(task="regression", d_model=16, n_heads=2, n_layers=1, d_ff=32)
+
+    settings = molecule_settings(40, epochs=4, batch_size=8)
+    whole_losses, resumed_losses = [], []
+    whole = train_graph_predictor(data, config(), settings, out=tmp_path / "whole",
+                                  reporter=Callbacks(on_epoch=lambda r: whole_losses.append(r["train_loss"])))
+    with pytest.raises(Killed):
+        train_graph_predictor(data, config(), settings, out=tmp_path / "cut", reporter=Callbacks(on_epoch=kill_at(2)))
+    checkpoint = tmp_path / "cut.checkpoint"
+    with pytest.raises(InputError, match="epochs \\(checkpoint 4, now 5\\)"):
+        train_graph_predictor(data, config(), molecule_settings(40, epochs=5, batch_size=8), out=tmp_path / "cut",
+                              resume=checkpoint)
+    resumed = train_graph_predictor(data, config(), settings, out=tmp_path / "cut", resume=checkpoint,
+                                    reporter=Callbacks(on_epoch=lambda r: resumed_losses.append(r["train_loss"])))
+    assert resumed_losses == whole_losses[2:] and len(whole_losses) == 4
+    assert (tmp_path / "cut" / "model.safetensors").read_bytes() == \
+        (tmp_path / "whole" / "model.safetensors").read_bytes()
+    assert resumed["test"] == whole["test"] and resumed["best_epoch"] == whole["best_epoch"]
+    assert not checkpoint.exists()
+    saved = json.loads((tmp_path / "whole" / "config.json").read_text())
+    assert saved["task"] == "molecule" and "dev_rmse" in saved["metrics"] and saved["training"]["epochs_run"] == 4
