@@ -18,6 +18,7 @@ from functools import lru_cache
 from dataclasses import dataclass, field
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from seqattn.heads.tagging import TaggingHead
@@ -118,8 +119,11 @@ class Tagger(nn.Module):
 
     def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
         slots = batch["slots"]
-        chars = self.char_cnn(batch["chars"])[slots]  # (U + 1, filters) -> (B, N, filters)
-        pieces = self.piece_embed(batch["pieces"], batch["piece_offsets"])[slots]  # (B, N, subword_dim)
+        # Rows gathered with F.embedding, not x[slots]: the backward of advanced indexing adds a
+        # non-contiguous gradient in a thread-dependent order on the CPU (weights differed in the
+        # last bits between two runs on 2 threads); embedding's backward is deterministic.
+        chars = F.embedding(slots, self.char_cnn(batch["chars"]))  # (U + 1, filters) -> (B, N, filters)
+        pieces = F.embedding(slots, self.piece_embed(batch["pieces"], batch["piece_offsets"]))  # (B, N, subword_dim)
         x = torch.cat([self.word_embed(batch["words"]), chars, pieces], dim=-1)  # (B, N, word+char+subword)
         x = self.input_drop(self.project(x))  # (B, N, d_model)
         if return_weights:

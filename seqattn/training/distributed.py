@@ -19,6 +19,26 @@ import torch
 from seqattn.errors import InputError
 
 
+def _die_with_launcher() -> None:
+    """Ask Linux to kill this rank when its parent (torchrun's agent) dies.
+
+    torchrun starts each rank in a session of its own, so a ``kill -9`` of the launcher would
+    leave the ranks training as orphans, still holding the --out lock and writing checkpoints
+    under a resumed run.  PR_SET_PDEATHSIG makes the job die as a whole; elsewhere nothing is done.
+    """
+    import ctypes
+    import signal
+    import sys
+
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG = 1
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() == 1:  # the launcher died before the call
+            os._exit(1)
+
+
 @dataclass
 class Distributed:
     """Where this process stands in a run: its rank among ``world_size`` processes.
@@ -57,6 +77,7 @@ class Distributed:
             if name not in os.environ:
                 raise InputError(f"WORLD_SIZE={world_size} but {name} is not set: start distributed runs with torchrun")
         backend = "nccl" if device.type == "cuda" else "gloo"
+        _die_with_launcher()
         if not dist.is_initialized():
             dist.init_process_group(backend=backend)
         return cls(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")), backend)

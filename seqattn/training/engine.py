@@ -212,13 +212,22 @@ class _Progress:
 
 
 def _differences(saved: dict, given: dict, prefix: str = "") -> list[str]:
+    """What differs between a checkpoint's identity and this run's, named as the user knows it:
+    ``--epochs (checkpoint 3, now 5)`` for options, ``model encoder.d_model (...)`` for the
+    architecture, ``--train (other data)`` for data."""
     names = []
     for key in sorted(set(saved) | set(given)):
         a, b = saved.get(key), given.get(key)
+        path = f"{prefix}{key}"
         if isinstance(a, dict) and isinstance(b, dict):
-            names += _differences(a, b, f"{prefix}{key}.")
+            names += _differences(a, b, f"{path}.")
         elif a != b:
-            names.append(f"{prefix}{key} (checkpoint {a!r}, now {b!r})")
+            if path.startswith("data."):
+                names.append(f"--{path[5:]} (other data than the checkpoint's)")
+            elif path.startswith(("options.fit.", "options.task.")):
+                names.append(f"--{path.split('.', 2)[2].replace('_', '-')} (checkpoint {a!r}, now {b!r})")
+            else:
+                names.append(f"{path.removeprefix('options.').replace('.', ' ', 1)} (checkpoint {a!r}, now {b!r})")
     return names
 
 
@@ -263,7 +272,8 @@ def fit(task: Task, settings: FitSettings, out: str | Path | None, *, force: boo
             changed = _differences(state["identity"], task.identity())
             if changed:
                 raise InputError(f"--resume {resume}: the run was started with other options or data: "
-                                 + "; ".join(changed[:6]) + ("; ..." if len(changed) > 6 else ""))
+                                 + "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8
+                                                             else "") + "; give the command it was started with")
         task.prepare(state, directory)
         return _run(task, settings, out_path, device, dist, state, tensors, reporter if dist.is_main else None,
                     meta, force)

@@ -73,6 +73,11 @@ def check_out(out: str | Path, force: bool) -> Path:
             raise InputError(f"--out {out}: --force replaces only a seqattn model directory (or an empty one), "
                              f"and this one holds other files")
     parent = out.parent if str(out.parent) else Path(".")
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        raise InputError(f"--out {out}: {existing} is a file, not a directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
