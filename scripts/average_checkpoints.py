@@ -7,7 +7,7 @@ Each checkpoint is a training checkpoint (`OUT.checkpoint/` of `seqattn train ..
 its `checkpoint.safetensors`), whose `model.*` tensors are the weights after that epoch, or a
 saved model directory (for the last epoch, whose checkpoint the trainer removes). They are
 averaged in the order given with the same code as `seqattn train seq2seq --average-last K`
-(seqattn.tasks.training.WeightAverage), so averaging copies of the last K checkpoints of a run
+(seqattn.training.schedule.WeightAverage), so averaging copies of the last K checkpoints of a run
 gives the model that `--average-last K` would have scored. The config and any vocabulary files
 come from MODEL_DIR (the model the run saved); the config records the averaged checkpoints.
 Then score DIR with `seqattn evaluate ... --model DIR`.
@@ -20,7 +20,7 @@ from pathlib import Path
 from safetensors.torch import load_file
 
 from seqattn.models.io import CONFIG, WEIGHTS, write_model_dir
-from seqattn.tasks.training import WeightAverage
+from seqattn.training.schedule import WeightAverage
 
 
 def main() -> None:
