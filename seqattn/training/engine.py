@@ -382,6 +382,7 @@ def _run(task: Task, settings: FitSettings, out: Path | None, device: torch.devi
             if settings.checkpoint_every and progress.step % settings.checkpoint_every == 0 \
                     and progress.step < len(batches):
                 save(False)
+        train_seconds = time.perf_counter() - epoch_start
         model.eval()
         metrics = task.evaluate(model) if dist.is_main else None
         metrics = dist.broadcast(metrics)
@@ -399,7 +400,8 @@ def _run(task: Task, settings: FitSettings, out: Path | None, device: torch.devi
         record = {"epoch": epoch, "epochs": settings.epochs, "train_loss": round(train_loss, 5),
                   **{k: (round(v, 5) if isinstance(v, float) else v) for k, v in metrics.items()
                      if not isinstance(v, (list, dict))},
-                  "best_epoch": progress.best_epoch, "seconds": round(time.perf_counter() - epoch_start, 2)}
+                  "best_epoch": progress.best_epoch, "train_seconds": round(train_seconds, 2),
+                  "seconds": round(time.perf_counter() - epoch_start, 2)}
         progress.history.append(record)
         elapsed = seconds_before + time.perf_counter() - started
         if settings.patience is not None and progress.waited >= settings.patience:
