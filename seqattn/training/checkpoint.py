@@ -114,6 +114,9 @@ def read_checkpoint(directory: str | Path, task: str) -> tuple[Path, dict, dict[
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise ModelError(f"--resume {directory}: a checkpoint of another seqattn version (format "
                          f"{state.get('format') if isinstance(state, dict) else '?'}, this one reads {FORMAT})")
+    for key in ("identity", "progress", "optimizer", "config"):
+        if not isinstance(state.get(key), dict):
+            raise ModelError(f"--resume {directory}: a damaged checkpoint ({key!r} missing or not an object)")
     if state.get("task") != task:
         raise ModelError(f"--resume {directory}: a checkpoint of a {state.get('task')} run, not of a {task} run")
     try:

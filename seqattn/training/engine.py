@@ -33,7 +33,7 @@ from typing import Protocol
 import torch
 from torch import Tensor, nn
 
-from seqattn.errors import InputError
+from seqattn.errors import InputError, ModelError
 from seqattn.training.checkpoint import (flatten_optimizer, read_checkpoint, unflatten_optimizer,
                                          write_checkpoint)
 from seqattn.training.distributed import Distributed
@@ -309,17 +309,30 @@ def _run(task: Task, settings: FitSettings, out: Path | None, device: torch.devi
         return warmup_cosine(optimizer, settings.warmup_steps, steps_per_epoch * settings.epochs)
 
     if state is not None:
-        progress = _Progress(**state["progress"])
-        model.load_state_dict({k[6:]: v for k, v in tensors.items() if k.startswith("model.")})
-        if progress.steps_per_epoch is not None:  # before the optimizer's state: a new scheduler sets the lr
-            scheduler = make_scheduler(progress.steps_per_epoch)
-        optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
-        if scheduler is not None:
-            scheduler.load_state_dict(state["scheduler"])
-        best_state = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")} or None
-        averager.restore({k[4:]: v for k, v in tensors.items() if k.startswith("sum.")}, state["averaged_epochs"])
-        if hasattr(task, "restore_stopper"):
-            task.restore_stopper(progress.stopper)
+        try:
+            progress = _Progress(**state["progress"])
+            weights = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
+            best = {k[5:]: v for k, v in tensors.items() if k.startswith("best.")}
+            for name, tensor in tensors.items():
+                if name.startswith(("model.", "best.")) and tensor.is_floating_point() \
+                        and not torch.isfinite(tensor).all():
+                    raise ValueError(f"non-finite values in {name}")
+            model.load_state_dict(weights)
+            if progress.steps_per_epoch is not None:  # before the optimizer's state: a new scheduler sets the lr
+                scheduler = make_scheduler(progress.steps_per_epoch)
+            optimizer.load_state_dict(unflatten_optimizer(tensors, state["optimizer"]))
+            if scheduler is not None:
+                scheduler.load_state_dict(state["scheduler"])
+            if best:
+                for name, tensor in best.items():
+                    if name not in weights or weights[name].shape != tensor.shape:
+                        raise ValueError(f"best.{name} does not fit the model")
+            best_state = best or None
+            averager.restore({k[4:]: v for k, v in tensors.items() if k.startswith("sum.")}, state["averaged_epochs"])
+            if hasattr(task, "restore_stopper"):
+                task.restore_stopper(progress.stopper)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            raise ModelError(f"--resume: a damaged checkpoint ({str(err).splitlines()[0][:200]})") from None
     seconds_before = progress.seconds
 
     loss_module: nn.Module = LossModule(task, model)

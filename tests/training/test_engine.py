@@ -245,3 +245,75 @@ def test_option_ranges_are_checked_before_any_work(args, needle, tiny_treebank, 
                    tmp_path / "m", *args)
     assert proc.returncode == 2 and needle in proc.stderr and proc.stderr.count(b"\n") == 1, proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def _killed_tagger_run(tiny_treebank, out: Path):
+    from seqattn.tasks.tagging import tagger_settings, train_tagger
+    from seqattn.training.engine import Callbacks
+
+    settings = tagger_settings(epochs=2, batch_size=256)
+    with pytest.raises(Killed):
+        train_tagger(*tiny_treebank, out, settings, tiny_tagger_config(), reporter=Callbacks(on_epoch=kill_at(1)))
+    return settings
+
+
+@pytest.mark.parametrize("damage", ["nan weights", "wrong shape", "no progress", "nested json", "not json",
+                                    "missing tensor file"])
+def test_a_damaged_checkpoint_is_one_error_and_exit_2(damage, tiny_treebank, tmp_path):
+    from safetensors.torch import save_file
+
+    from seqattn.tasks.tagging import train_tagger
+
+    settings = _killed_tagger_run(tiny_treebank, tmp_path / "m")
+    checkpoint = tmp_path / "m.checkpoint"
+    state_path, tensor_path = checkpoint / "checkpoint.json", checkpoint / "checkpoint.safetensors"
+    tensors = load_file(str(tensor_path))
+    state = json.loads(state_path.read_text())
+    if damage == "nan weights":
+        tensors["model.head.proj.weight"][0, 0] = float("nan")
+        save_file(tensors, str(tensor_path))
+    elif damage == "wrong shape":
+        tensors["model.head.proj.weight"] = torch.zeros(3, 3)
+        save_file(tensors, str(tensor_path))
+    elif damage == "no progress":
+        del state["progress"]
+        state_path.write_text(json.dumps(state))
+    elif damage == "nested json":
+        state_path.write_text("[" * 100000 + "]" * 100000)
+    elif damage == "not json":
+        state_path.write_bytes(b"\xff\xfe garbage")
+    else:
+        tensor_path.unlink()
+    from seqattn.errors import ModelError
+
+    with pytest.raises(ModelError, match="--resume"):
+        train_tagger(*tiny_treebank, tmp_path / "m", settings, tiny_tagger_config(), resume=checkpoint)
+
+
+def test_a_full_disk_while_checkpointing_is_one_error_exit_1_and_keeps_the_last_checkpoint(tiny_treebank, tmp_path,
+                                                                                           monkeypatch):
+    """Issue 26: a full disk in training was "unexpected SafetensorError"."""
+    import safetensors.torch
+    from safetensors import SafetensorError
+
+    from seqattn.errors import SeqattnError
+    from seqattn.tasks.tagging import tagger_settings, train_tagger
+    from seqattn.training.engine import Callbacks
+
+    real, writes = safetensors.torch.save_file, []
+
+    def full_after_first(tensors, path, *args, **kwargs):
+        writes.append(path)
+        if len(writes) > 1:
+            raise SafetensorError("Error while serializing: IoError(Os { code: 28, kind: StorageFull, "
+                                  "message: \"No space left on device\" })")
+        return real(tensors, path, *args, **kwargs)
+
+    monkeypatch.setattr(safetensors.torch, "save_file", full_after_first)
+    with pytest.raises(SeqattnError, match="cannot write the checkpoint") as caught:
+        train_tagger(*tiny_treebank, tmp_path / "m", tagger_settings(epochs=3, batch_size=256), tiny_tagger_config(),
+                     reporter=Callbacks())
+    assert caught.value.exit_code == 1 and "No space left" in str(caught.value)
+    state = json.loads((tmp_path / "m.checkpoint" / "checkpoint.json").read_text())
+    assert state["progress"]["epoch"] == 2  # the checkpoint after epoch 1 is intact
+    assert not list(tmp_path.glob(".m.checkpoint.*"))  # no half-written temporary left behind
