@@ -33,7 +33,7 @@ def graph_cli(
     """Classify every node of a graph with self-attention along its edges (shipped model: cora)."""
     from contextlib import ExitStack
 
-    from seqattn.cli.common import STDIN_NAME, choose_format, say, stdin_as_file, wants_stdin
+    from seqattn.cli.common import GRAPH_STDIN_MAX_BYTES, STDIN_NAME, choose_format, say, stdin_as_file, wants_stdin
     from seqattn.errors import InputError
     from seqattn.models.device import check_device
     from seqattn.readers.graph import FORMATS, read_graph
@@ -44,7 +44,7 @@ def graph_cli(
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
     with ExitStack() as stack:  # first: bad input before the model loads
         if wants_stdin(graph):
-            path = stack.enter_context(stdin_as_file())
+            path = stack.enter_context(stdin_as_file(max_bytes=GRAPH_STDIN_MAX_BYTES))
             data = read_graph(path, features, labels, fmt=input_format or "edgelist", directed=directed)
             data.source = STDIN_NAME
         else:
@@ -278,4 +278,4 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     evaluate_app.command("graph")(evaluate_graph_cli)
     from seqattn.cli.train_options import train_command
 
-    train_app.command("graph")(train_command(train_graph_cli))
+    train_app.command("graph")(train_command(train_graph_cli, "graph"))

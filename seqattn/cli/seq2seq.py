@@ -125,10 +125,13 @@ def seq2seq_cli(
         skipping = False  # inside the rest of a line that is too long, read and dropped piece by piece
         for line, ends in lines.pieces():
             if not skipping:
-                if not ends:
+                if not ends:  # said at once: the rest of the line may never end (/dev/zero)
                     refusals[len(pending)] = f"a line longer than {max_line_bytes:,} bytes (--max-line-bytes)"
-                    line = ""
-                elif source is not None and line.strip():
+                    pending.append("")
+                    flush()
+                    skipping = True
+                    continue
+                if source is not None and line.strip():
                     n = loaded.featurizer.source_length(line.strip())
                     if n > max_symbols:
                         refusals[len(pending)] = f"{n:,} source symbols, more than the {max_symbols} the model takes"
@@ -304,4 +307,4 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     evaluate_app.command("seq2seq")(evaluate_seq2seq_cli)
     from seqattn.cli.train_options import train_command
 
-    train_app.command("seq2seq")(train_command(train_seq2seq_cli))
+    train_app.command("seq2seq")(train_command(train_seq2seq_cli, "seq2seq"))

@@ -291,4 +291,4 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     evaluate_app.command("speech")(evaluate_speech_cli)
     from seqattn.cli.train_options import train_command
 
-    train_app.command("speech")(train_command(train_speech_cli))
+    train_app.command("speech")(train_command(train_speech_cli, "speech"))

@@ -206,4 +206,4 @@ def register(app: typer.Typer, evaluate_app: typer.Typer, train_app: typer.Typer
     evaluate_app.command("tagger")(evaluate_tagger_cli)
     from seqattn.cli.train_options import train_command
 
-    train_app.command("tagger")(train_command(train_tagger_cli))
+    train_app.command("tagger")(train_command(train_tagger_cli, "tagger"))

@@ -63,6 +63,8 @@ SHARED: dict[str, tuple[object, object]] = {
     "resume": (Optional[Path], _opt("--resume", help="Continue an interrupted run of the same command from its "
                                                      "checkpoint directory (OUT.checkpoint).")),
     "quiet": (bool, typer.Option(False, "--quiet", "-q", help="No progress or per-epoch lines on stderr.")),
+    "nproc": (Optional[int], _opt("--nproc", help="Train in this many processes on this machine: starts torchrun "
+                                                  "--standalone --nproc-per-node N for you (docs/training.md).")),
 }
 MODEL_KEYS = ("layers", "d_model", "heads", "d_ff", "dropout", "attention_window", "score", "positional",
               "attention_activation")
@@ -70,19 +72,53 @@ FIT_KEYS = ("epochs", "lr", "warmup_steps", "weight_decay", "batch_size", "patie
             "checkpoint_every", "max_minutes", "seed", "device")
 
 
-def train_command(func):
-    """Give a train command the shared options: ``func(own..., **shared)`` gets them as keywords."""
+def train_command(func, task: str):
+    """Give the train command ``task`` the shared options: ``func(own..., **shared)`` gets them as keywords.
+
+    ``--nproc N`` (N > 1, outside torchrun) runs the same command under ``torchrun --standalone
+    --nproc-per-node N`` instead, with one thread per process unless OMP_NUM_THREADS is set.
+    """
     own = [p for p in inspect.signature(func).parameters.values() if p.kind is not p.VAR_KEYWORD]
     names = {p.name for p in own}
     shared = [inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=annotation)
               for name, (annotation, option) in SHARED.items() if name not in names]
+    options = {p.name: p.default for p in own} | {p.name: p.default for p in shared}
 
     @functools.wraps(func)
     def command(**kwargs):
+        nproc = kwargs.pop("nproc", None)
+        if nproc is not None:
+            if not 1 <= nproc <= 1024:
+                raise InputError(f"--nproc must be between 1 and 1024, got {nproc}")
+            if nproc > 1 and "WORLD_SIZE" not in __import__("os").environ:
+                return _under_torchrun(task, nproc, kwargs, options)
         return func(**kwargs)
 
     command.__signature__ = inspect.Signature([p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + shared)
     return command
+
+
+def _under_torchrun(task: str, nproc: int, values: dict, options: dict) -> None:
+    """Run ``seqattn train TASK`` with the same option values under torchrun; exit with its code."""
+    import os
+    import subprocess
+    import sys
+
+    argv = []
+    for name, value in values.items():
+        flag = options[name].param_decls[0]
+        if value is None or value is False:
+            continue
+        if value is True:
+            argv.append(flag)
+        else:
+            for item in value if isinstance(value, list) else [value]:
+                argv += [flag, str(item)]
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    code = subprocess.call([sys.executable, "-m", "torch.distributed.run", "--standalone",
+                            f"--nproc-per-node={nproc}", "-m", "seqattn", "train", task, *argv], env=env)
+    if code:
+        raise typer.Exit(code)
 
 
 def read_recipe(path: Path) -> dict:

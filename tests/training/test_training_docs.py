@@ -68,6 +68,10 @@ def test_doc_example_runs(command, tiny_treebank, tmp_path):
     assert proc.returncode == 0, f"{command}\n{proc.stderr[-3000:]}"
     out = re.search(r"--out (\S+)", command).group(1)
     assert (work / out / "model.safetensors").is_file() and not (work / f"{out}.checkpoint").exists()
+    if "--nproc 2" in command or "--nproc-per-node 2" in command:
+        import json
+
+        assert json.loads((work / out / "config.json").read_text())["training"]["processes"] == 2
 
 
 def test_two_machine_example_runs_as_two_launchers_on_loopback(tiny_treebank, tmp_path):
