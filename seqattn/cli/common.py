@@ -10,7 +10,7 @@ import sys
 from contextlib import contextmanager
 from typing import Iterator
 
-from seqattn.errors import InputError
+from seqattn.errors import InputError, SeqattnError
 
 OUTPUT_FORMATS = ("pretty", "tsv", "conllu", "jsonl")
 
@@ -96,23 +96,49 @@ def wants_stdin(path: object) -> bool:
     return str(path) == "-"
 
 
+STDIN_MAX_BYTES = 2 << 30  # 2 GiB: an audio clip copied from stdin (over 3 hours of CD-quality WAV)
+GRAPH_STDIN_MAX_BYTES = 1 << 30  # 1 GiB: a graph copied from stdin
+MAX_STDIN_BYTES_ENV = "SEQATTN_MAX_STDIN_BYTES"
+_SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
 @contextmanager
-def stdin_as_file(suffix: str = "") -> Iterator:
+def stdin_as_file(suffix: str = "", max_bytes: int = STDIN_MAX_BYTES) -> Iterator:
     """Copy stdin into a temporary file, for readers that must seek (audio decoders, XML parsers).
 
-    Yields the file's Path; it is removed afterwards.  An ``InputError`` that names the
-    temporary file is re-raised naming ``<stdin>``, so messages never show a path the user
-    never gave.  (Audio and graphs are whole objects, not line streams: there is nothing to
-    answer before the input ends.)
+    Yields the file's Path; it is removed afterwards, also when the process is stopped by
+    SIGTERM, SIGHUP or SIGINT (``stop_signals_raise``: the handlers raise, so the cleanup runs;
+    only SIGKILL leaves the copy behind).  An ``InputError`` that names the temporary file is
+    re-raised naming ``<stdin>``, so messages never show a path the user never gave.  (Audio and
+    graphs are whole objects, not line streams: there is nothing to answer before the input ends.)
+
+    Args:
+        max_bytes: the caller's limit on the copy (``STDIN_MAX_BYTES``, 2 GiB, for audio;
+            ``GRAPH_STDIN_MAX_BYTES``, 1 GiB, for graphs); ``SEQATTN_MAX_STDIN_BYTES`` overrides it.
+    Raises:
+        InputError: stdin holds more than the limit (the copy stops there: ``cat /dev/zero |``
+            ends in one line and exit code 2); a bad ``SEQATTN_MAX_STDIN_BYTES``.
+        SeqattnError: the copy cannot be written (a full or read-only temporary directory; exit 1).
+        Stopped: SIGTERM or SIGHUP arrived (exit code 128 + the signal's number).
     """
-    import shutil
     import tempfile
     from pathlib import Path
 
-    with tempfile.TemporaryDirectory(prefix="seqattn-stdin-") as tmp:
+    limit = max_stdin_bytes(max_bytes)
+    with stop_signals_raise(), tempfile.TemporaryDirectory(prefix="seqattn-stdin-") as tmp:
         path = Path(tmp) / f"stdin{suffix}"
-        with open(path, "wb") as handle:
-            shutil.copyfileobj(sys.stdin.buffer, handle, 1 << 20)
+        copied = 0
+        try:
+            with open(path, "wb") as handle:
+                while chunk := sys.stdin.buffer.read(min(1 << 20, limit + 1 - copied)):
+                    copied += len(chunk)
+                    if copied > limit:
+                        raise InputError(f"{STDIN_NAME}: more than {limit:,} bytes, the most a command copies from "
+                                         f"stdin (set {MAX_STDIN_BYTES_ENV} to allow more, or give a FILE)")
+                    handle.write(chunk)
+        except OSError as err:
+            raise SeqattnError(f"{STDIN_NAME}: cannot copy it to a temporary file in {tempfile.gettempdir()} "
+                               f"({err.strerror or err})") from None
         try:
             yield path
         except InputError as err:
@@ -121,6 +147,77 @@ def stdin_as_file(suffix: str = "") -> Iterator:
             raise type(err)(str(err).replace(str(path), STDIN_NAME)) from None
 
 
+def max_stdin_bytes(default: int) -> int:
+    """The most bytes ``stdin_as_file`` copies: ``SEQATTN_MAX_STDIN_BYTES`` if set, else ``default``.
+
+    The variable takes a number of bytes, optionally with a binary suffix K, M, G or T (``512M``).
+    Raises:
+        InputError: the variable is not such a size, or not positive.
+    """
+    text = os.environ.get(MAX_STDIN_BYTES_ENV)
+    if text is None or not text.strip():
+        return default
+    value = text.strip().upper().removesuffix("IB").removesuffix("B")
+    unit = value[-1:] if value[-1:] in _SIZE_UNITS else ""
+    number = value[:-1] if unit else value
+    if not number.isdigit() or int(number) < 1:
+        raise InputError(f"{MAX_STDIN_BYTES_ENV}={text!r} must be a positive number of bytes (e.g. 500M, 4G)")
+    return int(number) * _SIZE_UNITS[unit]
+
+
+class Stopped(SeqattnError):
+    """SIGTERM or SIGHUP, raised as an exception so that context managers clean up (exit 128 + signal)."""
+
+    def __init__(self, signum: int):
+        import signal
+
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.exit_code = 128 + signum
+
+
+@contextmanager
+def stop_signals_raise() -> Iterator[None]:
+    """While inside, SIGTERM and SIGHUP raise ``Stopped`` (SIGINT raises KeyboardInterrupt already).
+
+    Python dies silently on SIGTERM, skipping ``finally`` blocks and temporary-file cleanups;
+    raising instead unwinds the stack.  Only signals left at their default are taken (a SIGHUP
+    ignored under ``nohup`` stays ignored); a second signal during the unwinding is ignored, so
+    the cleanup is not cut short.  Outside the main thread (where handlers cannot be set) this
+    does nothing.  The previous handlers come back on exit.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping = []
+
+    def handler(signum, frame):
+        if not stopping:
+            stopping.append(signum)
+            raise Stopped(signum)
+
+    previous = {}
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(signum) is signal.SIG_DFL:
+            previous[signum] = signal.signal(signum, handler)
+    try:
+        yield
+    finally:
+        for signum, old in previous.items():
+            signal.signal(signum, old)
+
+
+def check_max_line_bytes(value: int) -> int:
+    """``--max-line-bytes`` as given, checked.
+
+    Raises:
+        InputError: below 16 bytes.
+    """
+    if value < 16:
+        raise InputError(f"--max-line-bytes must be >= 16, got {value}")
+    return value
 
 
 TRIM_EVERY_WORDS = 2000  # seqattn tag calls trim_heap after this many words

@@ -2,6 +2,11 @@
 
 Only syntactic words are kept: multiword-token lines (ID "3-4", e.g. "don't" = "do" + "n't")
 and empty nodes (ID "8.1") are skipped, as UD's own evaluation does for UPOS.
+
+Limits, so that memory stays bounded whatever the file: a line of at most 1 MiB
+(``seqattn.readers.text.MAX_LINE_BYTES``), a sentence of at most ``MAX_SENTENCE_LINES`` lines
+and ``MAX_SENTENCE_CHARS`` characters (comments included); beyond, an InputError (exit code 2).
+The longest sentence of UD English EWT has 159 words.
 """
 
 from __future__ import annotations
@@ -15,6 +20,9 @@ from conllu.exceptions import ParseException
 
 from seqattn.errors import InputError
 
+MAX_SENTENCE_LINES = 10_000  # lines in one sentence (word, multiword-token and comment lines)
+MAX_SENTENCE_CHARS = 4 << 20  # characters in one sentence's lines (4 Mi)
+
 
 @dataclass
 class Sentence:
@@ -25,6 +33,7 @@ class Sentence:
     sent_id: str | None = None
     text: str | None = None
     meta: dict = field(default_factory=dict)
+    line: int = 0  # the sentence's first line in the file (1-based), for messages
 
 
 def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> Iterator[Sentence]:
@@ -34,15 +43,20 @@ def parse_conllu(lines: Iterable[str], source: str = "<conllu>") -> Iterator[Sen
         lines: the file's lines (with or without line ends).
         source: the file name, for error messages.
     Raises:
-        InputError: a malformed sentence (names the source and the sentence's first line number).
+        InputError: a malformed sentence (names the source and the sentence's first line number);
+            a sentence beyond ``MAX_SENTENCE_LINES`` lines or ``MAX_SENTENCE_CHARS`` characters.
     """
     block: list[str] = []
-    start = 1
+    start, size = 1, 0
     for number, line in enumerate(lines, 1):
         line = line.rstrip("\r\n")
         if line.strip():
             if not block:
-                start = number
+                start, size = number, 0
+            size += len(line) + 1
+            if len(block) >= MAX_SENTENCE_LINES or size > MAX_SENTENCE_CHARS:
+                raise InputError(f"{source}:{start}: a CoNLL-U sentence of more than {MAX_SENTENCE_LINES:,} lines "
+                                 f"or {MAX_SENTENCE_CHARS:,} characters (the limit; sentences end at a blank line)")
             block.append(line)
         elif block:
             yield _parse_block(block, source, start)
@@ -72,7 +86,7 @@ def _parse_block(block: list[str], source: str, start: int) -> Sentence:
         raise InputError(f"{source}:{start}: CoNLL-U sentence without word lines")
     has_tags = any(t != "_" for t in upos)
     return Sentence(words, upos if has_tags else None, tokens.metadata.get("sent_id"), tokens.metadata.get("text"),
-                    dict(tokens.metadata))
+                    dict(tokens.metadata), start)
 
 
 def read_conllu(path: str | Path | TextIO) -> list[Sentence]:

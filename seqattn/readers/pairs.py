@@ -2,7 +2,9 @@
 
 Text pairs: one pair per line, UTF-8, the source and the target separated by one TAB (the
 cmudict g014b2b files are ``WORD<TAB>PH1 PH2 ...``).  A source may appear on several lines:
-each line is an accepted reference (words with several pronunciations).
+each line is an accepted reference (words with several pronunciations).  A line holds at most
+1 MiB (``seqattn.readers.text.MAX_LINE_BYTES``); the reader never holds more of one line, and a
+longer one is an InputError, so ``/dev/zero`` ends after 1 MiB with exit code 2.
 
 Frames: an ``.npz`` with ``feats`` float32 (total_frames, dim), ``offsets`` int64 (U + 1)
 (utterance i = ``feats[offsets[i]:offsets[i+1]]``) and ``utt_ids`` (U) str, the layout of
@@ -35,8 +37,9 @@ def read_pairs(path: str | Path) -> list[Pair]:
     """Read a ``source<TAB>target`` file; blank lines are skipped.
 
     Raises:
-        InputError: missing/unreadable file, bytes that are not UTF-8, a line without a TAB,
-            with more than one TAB, or with an empty side (each names file:line); no pairs at all.
+        InputError: missing/unreadable file, bytes that are not UTF-8, a line longer than 1 MiB,
+            a line without a TAB, with more than one TAB, or with an empty side (each names
+            file:line); no pairs at all.
     """
     pairs = []
     with open_text(path) as lines:
@@ -83,7 +86,8 @@ def read_transcripts(path: str | Path) -> dict[str, str]:
     """utt_id -> transcript from a TSV with a header naming the columns ``utt_id`` and ``transcript``.
 
     Raises:
-        InputError: missing file, not UTF-8, no such columns, a short row (names file:line).
+        InputError: missing file, not UTF-8, a line longer than 1 MiB, no such columns, a short
+            row (names file:line).
     """
     transcripts = {}
     with open_text(path) as lines:

@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import IO, Iterator, TextIO
+from typing import IO, Callable, Iterator, TextIO
 
 from seqattn.errors import InputError
 
@@ -32,19 +32,48 @@ INPUT_FORMATS: tuple[str, ...] = ("text", "tokens", "conllu")
 # --------------------------------------------------------------------------- reading bytes safely
 
 
+MAX_LINE_BYTES = 1 << 20  # 1 MiB: the most of one line a reader holds at once (`seqattn tag --max-line-bytes`)
+MAX_SENTENCE_WORDS = 512  # the longest sentence handed to a tagger; longer ones are cut into pieces
+
+
+def _utf8_prefix(data: bytes) -> int:
+    """Length of the longest prefix of ``data`` that does not end inside a UTF-8 character.
+
+    Lets a long line be cut into pieces without splitting a character; bytes that are not
+    UTF-8 at all are left where they are, for the decoder to report.
+    """
+    end = len(data)
+    start = end
+    while start > max(0, end - 4) and 0x80 <= data[start - 1] < 0xC0:  # continuation bytes 10xxxxxx
+        start -= 1
+    if start == 0:
+        return end
+    lead = data[start - 1]
+    need = 2 if 0xC0 <= lead < 0xE0 else 3 if 0xE0 <= lead < 0xF0 else 4 if 0xF0 <= lead < 0xF8 else 1
+    return start - 1 if end - (start - 1) < need else end
+
+
 class Lines:
-    """Decoded lines of a file or of stdin, read incrementally, with precise error positions.
+    """Decoded lines of a file or of stdin, read incrementally in bounded pieces.
 
     Each line is decoded as UTF-8 on its own so that a bad byte is reported with its line and
     byte offset.  A leading BOM is dropped; line ends (LF or CRLF) are stripped.  Only LF ends a
     line: U+2028/U+2029 and other Unicode separators inside a line are treated as spaces later.
 
+    No more than ``max_line_bytes`` bytes of a line are held at once, whatever the input
+    (``/dev/zero`` is one endless line): iterating yields whole lines and refuses a longer one;
+    ``pieces()`` yields a long line in pieces, for readers that can use a line piece by piece.
+
     Raises (while iterating):
-        InputError: bytes that are not UTF-8 (names the file, line and byte offset).
+        InputError: bytes that are not UTF-8 (names the file, line and byte offset); a line
+            longer than ``max_line_bytes`` (iterating only, not ``pieces()``).
+        ValueError (constructor): ``max_line_bytes`` < 16.
     """
 
-    def __init__(self, stream: IO[bytes], name: str):
-        self.stream, self.name = stream, name
+    def __init__(self, stream: IO[bytes], name: str, max_line_bytes: int = MAX_LINE_BYTES):
+        if max_line_bytes < 16:
+            raise ValueError(f"max_line_bytes must be >= 16, got {max_line_bytes}")
+        self.stream, self.name, self.max_line_bytes = stream, name, max_line_bytes
         self.line_number = 0
 
     def would_block(self) -> bool:
@@ -65,33 +94,62 @@ class Lines:
         except (OSError, ValueError, AttributeError):
             return False
 
-    def __iter__(self) -> Iterator[str]:
-        offset = 0
-        for raw in self.stream:
-            self.line_number += 1
-            if self.line_number == 1 and raw.startswith(codecs.BOM_UTF8):
-                raw, offset = raw[3:], 3
+    def pieces(self) -> Iterator[tuple[str, bool]]:
+        """Yield ``(text, ends_line)``: each line in pieces of at most ``max_line_bytes`` bytes.
+
+        A line that fits comes as one piece with ``ends_line`` True; a longer one as several,
+        cut between UTF-8 characters (not between words), the last with ``ends_line`` True.
+        ``line_number`` is the line the latest piece belongs to.
+
+        Raises:
+            InputError: bytes that are not UTF-8 (file, line and byte offset).
+        """
+        limit, offset, carry, new_line = self.max_line_bytes, 0, b"", True
+        while True:
+            # limit + 1: a line of `limit` bytes and its LF come in one read; a read never holds more.
+            raw = carry + self.stream.readline(limit + 1 - len(carry))
+            carry = b""
+            if not raw:
+                if not new_line:  # the line's last piece came just before the end of the input
+                    yield "", True
+                return
+            ends = raw.endswith(b"\n") or len(raw) <= limit  # a short read without LF is the end of the input
+            if new_line:
+                self.line_number += 1
+                if self.line_number == 1 and raw.startswith(codecs.BOM_UTF8):
+                    raw, offset = raw[3:], 3
+            if not ends:
+                cut = _utf8_prefix(raw[:limit])
+                raw, carry = raw[:cut], raw[cut:]
             try:
-                line = raw.decode("utf-8")
+                text = raw.decode("utf-8")
             except UnicodeDecodeError as err:
                 raise InputError(f"{self.name}:{self.line_number}: not UTF-8 text "
                                  f"(byte offset {offset + err.start}: {raw[err.start:err.start + 1]!r})") from None
             offset += len(raw)
-            yield line.rstrip("\n").rstrip("\r")
+            new_line = ends
+            yield (text.rstrip("\n").rstrip("\r") if ends else text), ends
+
+    def __iter__(self) -> Iterator[str]:
+        for text, ends in self.pieces():
+            if not ends:
+                raise InputError(f"{self.name}:{self.line_number}: a line longer than {self.max_line_bytes:,} "
+                                 f"bytes, the most this reader takes")
+            yield text
 
 
 @contextmanager
-def open_text(path: str | Path | TextIO) -> Iterator[Lines]:
-    """Open ``path`` ("-" = stdin) for line-wise reading as ``Lines``.
+def open_text(path: str | Path | TextIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[Lines]:
+    """Open ``path`` ("-" = stdin) for line-wise reading as ``Lines`` (see there for ``max_line_bytes``).
 
     Raises:
         InputError: the path does not exist, is a directory, or cannot be read.
     """
     if path == "-" or path is sys.stdin:
-        yield Lines(sys.stdin.buffer, "<stdin>")
+        yield Lines(sys.stdin.buffer, "<stdin>", max_line_bytes)
         return
     if not isinstance(path, (str, Path)):  # an already open binary stream (tests)
-        yield Lines(path, getattr(path, "name", "<stream>"))
+        yield Lines(path, getattr(path, "name", "<stream>"), max_line_bytes)
         return
     p = Path(path)
     if p.is_dir():
@@ -103,7 +161,7 @@ def open_text(path: str | Path | TextIO) -> Iterator[Lines]:
     except OSError as err:
         raise InputError(f"{p}: cannot read ({err.strerror})") from None
     with handle:
-        yield Lines(handle, str(p))
+        yield Lines(handle, str(p), max_line_bytes)
 
 
 # --------------------------------------------------------------------------- words
@@ -232,6 +290,10 @@ def split_sentences(line: str) -> list[str]:
     whitespace, and a word that starts with a capital letter or digit, unless the period belongs
     to a known abbreviation or an initial ("Mr. Smith", "J. Doe").
 
+    Linear time in the length of the line: each candidate boundary looks back only over the
+    word in front of it (words do not overlap), never over the sentence so far, which grows
+    across abbreviations ("Mr. " * 200_000 is one sentence, found in one pass).
+
     Shapes:
         str -> list[str]; a blank line -> [].
     """
@@ -240,7 +302,8 @@ def split_sentences(line: str) -> list[str]:
         return []
     sentences, start = [], 0
     for match in _BOUNDARY.finditer(line):
-        before = line[start:match.start()].rsplit(" ", 1)[-1]
+        space = line.rfind(" ", start, match.start())  # stops at the previous candidate's space at the latest
+        before = line[space + 1 if space >= 0 else start:match.start()]  # the word before the boundary
         if before.endswith(".") and _is_abbreviation(before.rstrip("\"'”’)]")):
             continue
         sentences.append(line[start:match.end()].strip())
@@ -266,33 +329,129 @@ class TextItem:
         return self.words is None
 
 
-def iter_items(lines: Lines, input_format: str = "text") -> Iterator[TextItem]:
-    """Yield sentences and paragraph breaks from lines, incrementally.
+def iter_items(lines: Lines, input_format: str = "text", max_words: int = MAX_SENTENCE_WORDS,
+               warn: Callable[[str], None] | None = None) -> Iterator[TextItem]:
+    """Yield sentences and paragraph breaks from lines, incrementally, in bounded memory.
 
     Formats:
         text:   running text; each line is split into sentences and words; an empty line is a break.
         tokens: pre-tokenised, one sentence per line, words separated by spaces; empty line = break.
         conllu: CoNLL-U; gold tokens (and UPOS, if present) are kept.
+    Limits (memory does not grow with a line or a sentence):
+        A line is read in pieces of at most ``lines.max_line_bytes`` bytes.  A sentence of more
+        than ``max_words`` words, or running text that goes on for more than ``max_line_bytes``
+        characters without a sentence boundary, is cut into pieces of at most ``max_words``
+        words, each yielded as a sentence of its own; no word is dropped.  ``warn`` gets one
+        message per cut sentence, naming the file and line.  An endless line without words
+        (``/dev/zero``: NUL bytes read as spaces) yields nothing, in constant memory.
     Raises:
         InputError: unknown format, or malformed input (see the readers).
+        ValueError: ``max_words`` < 1.
     """
+    if max_words < 1:
+        raise ValueError(f"max_words must be >= 1, got {max_words}")
+    if input_format not in INPUT_FORMATS:
+        raise InputError(f"unknown input format {input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
+
+    def cut(line: int, what: str) -> None:
+        if warn is not None:
+            warn(f"{lines.name}:{line}: {what}; cut into pieces of at most {max_words} words")
+
     if input_format == "conllu":
         from seqattn.readers.conllu import parse_conllu
 
         for sentence in parse_conllu(lines, lines.name):
-            yield TextItem(sentence.words, sentence.upos, sentence.sent_id, sentence.text)
+            n = len(sentence.words)
+            if n > max_words:
+                cut(sentence.line, f"a sentence of {n:,} words")
+            for i in range(0, n, max_words):
+                yield TextItem(sentence.words[i:i + max_words], sentence.upos and sentence.upos[i:i + max_words],
+                               sentence.sent_id, sentence.text if n <= max_words else None)
     elif input_format == "tokens":
-        for line in lines:
-            words = _SPACES.sub(" ", line).split()
-            yield TextItem(words, text=" ".join(words)) if words else TextItem(None)
-    elif input_format == "text":
-        for line in lines:
-            sentences = split_sentences(line)
-            if not sentences:
-                yield TextItem(None)
-            for sentence in sentences:
-                words = tokenize(sentence)
-                if words:
-                    yield TextItem(words, text=sentence)
+        yield from _token_items(lines, max_words, cut)
     else:
-        raise InputError(f"unknown input format {input_format!r}; expected one of {', '.join(INPUT_FORMATS)}")
+        yield from _text_items(lines, max_words, cut)
+
+
+def _cut_items(words: list[str], max_words: int) -> Iterator[TextItem]:
+    """Pieces of at most ``max_words`` words, each an item of its own."""
+    for i in range(0, len(words), max_words):
+        piece = words[i:i + max_words]
+        yield TextItem(piece, text=" ".join(piece))
+
+
+def _token_items(lines: Lines, max_words: int, cut: Callable[[int, str], None]) -> Iterator[TextItem]:
+    """``tokens`` input: a line is a sentence; read in pieces, cut every ``max_words`` words."""
+    words: list[str] = []
+    carry, was_cut = "", False  # carry: a word that may go on in the line's next piece
+    for text, ends in lines.pieces():
+        buffer = carry + text if carry else text
+        new = _SPACES.sub(" ", buffer).split()
+        carry = ""
+        if not ends and new and not _SPACES.match(buffer[-1]):
+            carry = new.pop()
+            if len(carry) > lines.max_line_bytes:  # a word longer than a piece: cut it too
+                new.append(carry)
+                carry = ""
+        words += new
+        if len(words) > max_words:
+            if not was_cut:
+                cut(lines.line_number, f"more than {max_words} words in one sentence")
+                was_cut = True
+            full = len(words) - len(words) % max_words
+            yield from _cut_items(words[:full], max_words)
+            words = words[full:]
+        if ends:
+            if words:
+                yield TextItem(words, text=" ".join(words))
+            elif not was_cut:
+                yield TextItem(None)
+            words, was_cut = [], False
+
+
+def _text_items(lines: Lines, max_words: int, cut: Callable[[int, str], None]) -> Iterator[TextItem]:
+    """``text`` input: lines -> sentences -> words, a long line piece by piece.
+
+    The last sentence of each piece may go on in the next piece, so it is held back (``carry``)
+    and split again with the next piece; held text never exceeds ``max_line_bytes`` characters:
+    beyond that the sentence is cut before its last word (a "sentence" without a boundary in a
+    whole piece is not one a model can use whole anyway).
+    """
+    limit = lines.max_line_bytes
+    carry = ""  # the line's last sentence so far, which the next piece may continue
+    continued = False  # the next sentence continues one already cut and partly yielded
+    number = 0  # sentences begun on this line, for messages
+    line_has_text = False
+    for text, ends in lines.pieces():
+        buffer = carry + text if carry else text
+        sentences = split_sentences(buffer)
+        line_has_text = line_has_text or bool(sentences)
+        carry, runs_on = "", False
+        if not ends and sentences:
+            carry = sentences.pop() + (" " if _SPACES.match(buffer[-1]) else "")
+            if len(carry) > limit:  # no boundary within a whole piece
+                head, _, tail = carry.rpartition(" ")
+                if not head.strip() or len(tail) > limit:  # one endless word: cut it as well
+                    head, tail = carry, ""
+                sentences.append(head)
+                carry, runs_on = tail, True
+        for k, sentence in enumerate(sentences):
+            continuation = continued and k == 0
+            goes_on = runs_on and k == len(sentences) - 1
+            words = tokenize(sentence)
+            if not continuation:
+                number += 1
+                if goes_on:
+                    cut(lines.line_number, f"sentence {number} runs on for more than {limit:,} characters "
+                                           "without a sentence boundary")
+                elif len(words) > max_words:
+                    cut(lines.line_number, f"sentence {number} has {len(words):,} words")
+            if continuation or goes_on or len(words) > max_words:
+                yield from _cut_items(words, max_words)
+            elif words:
+                yield TextItem(words, text=sentence)
+        continued = runs_on or (continued and not sentences and bool(carry))
+        if ends:
+            if not line_has_text:
+                yield TextItem(None)
+            continued, number, line_has_text = False, 0, False
