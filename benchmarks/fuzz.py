@@ -266,6 +266,188 @@ def fuzz(reader: str, n: int, rng: random.Random, tmp: Path, save: Path, cli_eve
     return result
 
 
+# --------------------------------------------------------------------------- terminal control in pretty output
+
+
+TERMINAL_PIECES = [
+    "\x1b]0;pwned\x07", "\x1b]0;pwned\x1b\\", "\x1b[2J", "\x1b[31m", "\x1b[0m", "\x1bc", "\x1b[?1049h", "\x1b[6n",
+    "\x1b]8;;https://evil.example\x1b\\click\x1b]8;;\x1b\\", "\x1bP+q544e\x1b\\", "\x1b]52;c;cHduZWQ=\x07",
+    "\x9b2J", "\x9d0;c1\x9c", "\x90q\x9c", "\x85", "\x1b", "\x07", "\x08\x08", "\r", "\t", "\x00", "\x7f",
+    "[blink]", "[/]", "[/blink]", "[link=https://evil.example]", "[bold red]", "[reverse]", "[conceal]", "[u]",
+    "[strike]", "[@click=app.bell]", "[on red]", "\\[", "[", "]", "\\", ":smile:", ":warning:", "[/bold]",
+    "\u202e", "\u202d", "\u202a", "\u2066", "\u2067", "\u2069", "\u200f", "\u061c", "\u2028", "\u2029",
+    "\udc9b", "\udcff",  # bytes of a file name that is not UTF-8, as Python carries them (PEP 383)
+    "the", "cat", "sat", "Café", "東京", "😀", "n't", ".", "x",
+]
+BIDI_AND_BREAKS = set("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u2028\u2029")
+_SGR = rb"\x1b\[([0-9;]*)m"  # a style: what rich writes on a colour terminal
+# What seqattn's own styles write: reset, bold, dim, italic (table titles), colours; not underline,
+# blink, reverse, conceal or strike, which only markup from the input could ask for.
+_OWN_SGR = {0, 1, 2, 3, 22, 23, 39, 49, *range(30, 38), *range(40, 48), *range(90, 98), *range(100, 108)}
+
+
+def terminal_words(rng: random.Random) -> list[str]:
+    """1-12 'words', each a run of 1-4 pieces: escape sequences, C0/C1, rich markup, bidi, plain text."""
+    return ["".join(rng.choice(TERMINAL_PIECES) for _ in range(rng.randint(1, 4))) for _ in range(rng.randint(1, 12))]
+
+
+def terminal_problem(out: bytes, shown: list[str]) -> str | None:
+    """None when ``out`` (a render on a colour terminal) holds no control byte from the input and
+    shows every string of ``shown`` as ``printable`` escapes it (so none was read as markup)."""
+    import re
+
+    from seqattn.render.safe import printable
+
+    for match in re.finditer(_SGR, out):
+        params, i = [int(p) if p else 0 for p in match.group(1).split(b";")], 0
+        while i < len(params):
+            if params[i] in (38, 48):  # 38;5;n or 38;2;r;g;b
+                i += 3 if params[i + 1:i + 2] == [5] else 5
+                continue
+            if params[i] not in _OWN_SGR:
+                return f"style {match.group(0)!r} that seqattn never writes (markup from the input?)"
+            i += 1
+    plain = re.sub(_SGR, b"", out)
+    try:
+        text = plain.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8: {err}"
+    bad = sorted({c for c in text if (ord(c) < 0x20 and c != "\n") or 0x7F <= ord(c) <= 0x9F
+                  or c in BIDI_AND_BREAKS or 0xD800 <= ord(c) < 0xE000})
+    if bad:
+        return f"raw control characters {bad!r} in the output"
+    visible = re.sub(r"\s", "", text)  # tables wrap titles to their width
+    for s in shown:
+        if re.sub(r"\s", "", printable(s)) not in visible:
+            return f"{s!r} is not shown as typed (read as markup?)"
+    return None
+
+
+class _Terminal(io.TextIOWrapper):
+    def isatty(self) -> bool:
+        return True
+
+
+def render_on_terminal(draw) -> bytes:
+    """What ``draw()`` prints through seqattn's console() when stdout is a colour terminal."""
+    out = io.BytesIO()
+    saved = sys.stdout
+    sys.stdout = _Terminal(out, encoding="utf-8", write_through=True)
+    try:
+        draw()
+        sys.stdout.flush()
+    finally:
+        sys.stdout.detach()
+        sys.stdout = saved
+    return out.getvalue()
+
+
+def terminal_case(renderer: str, rng: random.Random):
+    """(draw, strings that must be shown) for one generated input to one pretty renderer."""
+    from types import SimpleNamespace
+
+    import numpy as np
+    import torch
+
+    from seqattn.cli.common import console
+    from seqattn.render import seq2seq, tags
+    from seqattn.render.heatmap import heatmap
+
+    words = terminal_words(rng)
+    if renderer == "tag":  # words from the input; tags from a model file (hostile too, now and then)
+        upos = [rng.choice(list(tags.TAG_COLOURS)) if rng.random() < 0.9 else rng.choice(TERMINAL_PIECES)
+                for _ in words]
+        weights = np.random.default_rng(rng.randrange(1 << 30)).random((len(words), len(words))).tolist()
+
+        def draw():
+            out = console()
+            out.print(tags.pretty(words, upos))
+            if rng.random() < 0.3:
+                out.print(heatmap(weights, words, words, "attention"))
+        return draw, words + upos
+    if renderer == "seq2seq":  # a source line, and output symbols from a model's vocabulary
+        source = " ".join(words)
+        symbols = terminal_words(rng)
+        attention = np.random.default_rng(rng.randrange(1 << 30)).random((len(symbols) + 1, len(source)))
+        result = SimpleNamespace(text=" ".join(symbols), symbols=symbols, source_symbols=list(source),
+                                 attention=attention, score=0.0)
+
+        def draw():
+            out = console()
+            out.print(seq2seq.pretty(source, result), soft_wrap=True)
+            if rng.random() < 0.3:
+                out.print(seq2seq.alignment(result))
+        return draw, [source, result.text]
+    # graph: node ids and a file name from the input, class names from a model file
+    from seqattn.cli.graph import _show_attention, _show_classes
+
+    nodes = list(dict.fromkeys(words))
+    classes = terminal_words(rng)[:3]
+    n = len(nodes)
+    predicted = [rng.choice(classes) for _ in nodes]
+    gold = [rng.choice(classes + [None, "[/]"]) for _ in nodes] if rng.random() < 0.5 else None
+    data = SimpleNamespace(source=rng.choice(TERMINAL_PIECES) + ".json", nodes=nodes, n_nodes=n, n_edges=2 * (n - 1),
+                           labels=gold)
+    cfg = SimpleNamespace(classes=[str(k) for k in range(len(classes))], display_names=lambda: classes)
+    edge_index = torch.tensor([list(range(n)), [0] * n])  # every node -> node 0, with its self-loop
+    result = SimpleNamespace(classes=predicted, probabilities=[0.5] * n, edge_index=edge_index,
+                             attention=[torch.full((n, 2), 1 / n), torch.full((n, 1), 1 / n)])
+    if rng.random() < 0.5:
+        return (lambda: _show_attention(data, result, None, 0, "pretty")), nodes + predicted
+    return (lambda: _show_classes(data, result, cfg, "pretty")), [data.source] + nodes + predicted
+
+
+def fuzz_terminal(n: int, seed: int, save: Path, cli_every: int = 100) -> dict:
+    """Issue 26: >= ``n`` generated inputs full of terminal controls and rich markup through the pretty
+    renderers of tag, seq2seq and graph (on a colour terminal), and the error line; every
+    ``cli_every``-th tag and seq2seq input also through the CLI with --format pretty."""
+    from seqattn.cli.main import _one_line
+
+    saved_env = {k: os.environ.get(k) for k in ("TERM", "COLORTERM", "COLUMNS", "NO_COLOR")}
+    os.environ.update(TERM="xterm-256color", COLORTERM="truecolor", COLUMNS="100000")
+    os.environ.pop("NO_COLOR", None)
+    report = {}
+    try:
+        for renderer in ("tag", "seq2seq", "graph"):
+            rng = random.Random(f"{seed}-terminal-{renderer}")
+            result = {"inputs": 0, "failures": 0, "cli_runs": 0, "cli_failures": 0, "examples": []}
+            started = time.perf_counter()
+            for i in range(n):
+                draw, shown = terminal_case(renderer, rng)
+                try:
+                    problem = terminal_problem(render_on_terminal(draw), shown)
+                    if problem is None:  # the same text quoted in an error line
+                        problem = terminal_problem(_one_line(" ".join(shown)).encode(), [])
+                except Exception as err:  # noqa: BLE001 - a MarkupError, say
+                    problem = "".join(traceback.format_exception_only(type(err), err)).strip()[:500]
+                result["inputs"] += 1
+                if problem is None and cli_every and i % cli_every == 0 and renderer != "graph":
+                    result["cli_runs"] += 1
+                    args = ["tag", "-", "-f", "pretty"] if renderer == "tag" else ["seq2seq", "-", "-f", "pretty"]
+                    code, out, err = run_cli(args, " ".join(shown[:12]).encode("utf-8", "replace") + b"\n")
+                    one_error = code == 2 and err.startswith(b"seqattn: error: ") and err.count(b"\n") == 1
+                    cli_problem = (f"exit {code}: {err[:300]!r}" if code != 0 and not one_error else
+                                   terminal_problem(out, []) or terminal_problem(err, []))
+                    if cli_problem:
+                        result["cli_failures"] += 1
+                        problem = "CLI " + cli_problem
+                if problem is not None:
+                    if not problem.startswith("CLI "):
+                        result["failures"] += 1
+                    if len(result["examples"]) < 5:
+                        saved = save / f"terminal-{renderer}-{i}.json"
+                        saved.write_text(json.dumps(shown), encoding="utf-8")
+                        result["examples"].append({"file": str(saved), "problem": problem})
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            report[f"terminal-{renderer}"] = result
+            print(f"terminal-{renderer}: {json.dumps({k: v for k, v in result.items() if k != 'examples'})}",
+                  file=sys.stderr, flush=True)
+    finally:
+        for key, value in saved_env.items():
+            os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="inputs per reader (default 10,000)")
@@ -295,6 +477,7 @@ def main() -> int:
                                              args.save, args.cli_every, args.timeout)
             print(f"{reader}: {json.dumps({k: v for k, v in report['readers'][reader].items() if k != 'examples'})}",
                   file=sys.stderr, flush=True)
+        report["readers"].update(fuzz_terminal(args.n, args.seed, args.save, args.cli_every))  # issue 26
     print(json.dumps(report, indent=1))
     failed = sum(r["failures"] + r["cli_failures"] for r in report["readers"].values())
     return 1 if failed else 0

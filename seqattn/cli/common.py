@@ -48,9 +48,15 @@ def write(text: str) -> None:
 
 
 def say(message: str, quiet: bool = False) -> None:
-    """A message for the person at the terminal: stderr, never mixed into the data on stdout."""
+    """A message for the person at the terminal: stderr, never mixed into the data on stdout.
+
+    One line: what it quotes from the input or a file name is escaped (``render.safe.printable``:
+    control characters, C1, bidi controls), so a message can neither break nor drive the terminal.
+    """
     if not quiet:
-        print(message, file=sys.stderr, flush=True)
+        from seqattn.render.safe import printable
+
+        print(printable(message), file=sys.stderr, flush=True)
 
 
 @contextmanager

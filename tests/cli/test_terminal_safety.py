@@ -246,3 +246,14 @@ def test_data_formats_keep_the_input_bytes(tmp_path, hostile_graph):
     graph, model, ids = hostile_graph
     proc = on_terminal("graph", graph, "--model", model, "--format", "tsv")
     assert proc.returncode == 0 and [line.split("\t")[0] for line in proc.stdout.decode().splitlines()] == ids
+
+
+def test_the_example_in_docs_cli_md_prints_what_it_says():
+    from tests.conftest import seqattn
+
+    doc = (ROOT / "docs" / "cli.md").read_text(encoding="utf-8")
+    assert "printf 'see \\x1b]0;pwned\\x07 \\x1b[2J .\\n' | seqattn tag - -f pretty\n" in doc
+    shown = "see/VERB \\x1b]0;pwned\\x07/ADJ \\x1b[2J/NUM ./PUNCT"
+    assert f"prints `{shown}`" in doc
+    proc = seqattn("tag", "-", "-f", "pretty", input=b"see \x1b]0;pwned\x07 \x1b[2J .\n")
+    assert proc.returncode == 0 and proc.stdout.decode() == shown + "\n"
