@@ -257,3 +257,14 @@ def test_the_example_in_docs_cli_md_prints_what_it_says():
     assert f"prints `{shown}`" in doc
     proc = seqattn("tag", "-", "-f", "pretty", input=b"see \x1b]0;pwned\x07 \x1b[2J .\n")
     assert proc.returncode == 0 and proc.stdout.decode() == shown + "\n"
+
+
+def test_every_message_on_stderr_is_escaped(capsys):
+    """say() escapes the whole message, so a message that quotes a file name or a line (the next
+    one anybody adds too) stays one line and cannot drive the terminal."""
+    from seqattn.cli.common import say
+
+    say(f"{OSC_TITLE}{C1}\u202e.txt:3: a\nb")
+    assert capsys.readouterr().err == "\\x1b]0;pwned\\x07\\x9b2J\\x9d0;c1\\x9c\\u202e.txt:3: a\\nb\n"
+    say("quiet", quiet=True)
+    assert capsys.readouterr().err == ""
