@@ -89,17 +89,42 @@ def progress(description: str, quiet: bool = False) -> Iterator:
 STDIN_NAME = "<stdin>"
 
 
+STDIN_CLOSED = "stdin is closed (<&-): give a FILE, or pipe the input in"
+
+
+class ClosedStdin:
+    """``sys.stdin`` when the shell closed descriptor 0 (``seqattn tag - <&-``; Python sets None).
+
+    Any attempt to read it is an ``InputError`` (one line, exit 2) instead of an AttributeError
+    deep inside a reader; closing it (multiprocessing does) is allowed.
+    """
+
+    closed = True
+
+    def close(self) -> None:
+        pass
+
+    def __iter__(self):
+        raise InputError(STDIN_CLOSED)
+
+    def __getattr__(self, name: str):
+        raise InputError(STDIN_CLOSED)
+
+
 def wants_stdin(path: object) -> bool:
     """True for "-", and for no path at all when stdin is a pipe or file (not a terminal).
 
     Raises:
-        InputError: no path while stdin is a terminal (nothing to read).
+        InputError: no path while stdin is a terminal (nothing to read); stdin is closed and
+            there is no path or "-".
     """
-    if path is None:
-        if sys.stdin.isatty():
-            raise InputError("no input: give a FILE, or '-' and pipe the data in")
-        return True
-    return str(path) == "-"
+    if path is not None and str(path) != "-":
+        return False
+    if sys.stdin is None or isinstance(sys.stdin, ClosedStdin):
+        raise InputError(STDIN_CLOSED)
+    if path is None and sys.stdin.isatty():
+        raise InputError("no input: give a FILE, or '-' and pipe the data in")
+    return True
 
 
 STDIN_MAX_BYTES = 2 << 30  # 2 GiB: an audio clip copied from stdin (over 3 hours of CD-quality WAV)
