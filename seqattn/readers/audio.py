@@ -12,13 +12,20 @@ the length of the file: ``iter_audio`` yields blocks, and ``read_audio`` is thei
 
 Every problem with a file is an ``InputError`` whose one-line message names the file: missing,
 empty, not audio, truncated (the header promises more audio than the file holds), a header
-with impossible values (sample rate, channel count), or samples that are not finite or far
-outside [-1, 1] (``MAX_ABS_SAMPLE``).
+with impossible values (sample rate, channel count), samples that are not finite or far
+outside [-1, 1] (``MAX_ABS_SAMPLE``), or more audio than ``max_audio_seconds()`` (24 hours by
+default, ``SEQATTN_MAX_AUDIO_SECONDS`` overrides it).
+
+A WAV written to a pipe (``espeak-ng --stdout``, ``sox ... -t wav -``, ``arecord``, ``ffmpeg ...
+-f wav -``) cannot seek back to fill in its sizes and leaves a placeholder in the data chunk
+(``STREAM_WAV_SIZES``): such a file is read as the audio that is there, as SoX reads it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import struct
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,8 +43,13 @@ BLOCK_SAMPLES = 1 << 16  # source samples per channel read at a time
 # Float files may overshoot [-1, 1] a little; far beyond is corrupt data, whose squares (the power
 # spectrum) and resampled values would overflow float32 into inf.
 MAX_ABS_SAMPLE = 1e4
-# Writers that stream a WAV and cannot seek back leave these in the data chunk's size field.
-_UNKNOWN_WAV_SIZES = {0, 0xFFFFFFFF}
+# Writers that stream a WAV and cannot seek back leave a placeholder in the data chunk's size
+# field: 0; 0x7FFFF000 (SoX's "MS_UNSPEC", copied by espeak-ng); arecord's 2 GiB cap (0x7FFFFF00,
+# 0x80000000); 0xFFFFFFFF (ffmpeg, and "-1" in general).  A size of 0 or of at least
+# STREAM_WAV_MIN_SIZE on the last chunk of the file means "up to the end of the file".
+STREAM_WAV_MIN_SIZE = 0x7FFFF000
+DEFAULT_MAX_AUDIO_SECONDS = 24 * 3600.0
+MAX_AUDIO_SECONDS_ENV = "SEQATTN_MAX_AUDIO_SECONDS"
 _WAV_DATA_SIZE = re.compile(r"^data\s*:\s*(\d+)\s*\(should be (\d+)\)", re.MULTILINE)
 
 
@@ -91,9 +103,91 @@ def _quiet_decoder() -> Iterator[None]:
         os.close(devnull)
 
 
-def _open(path: str | Path):
-    """Open ``path`` with soundfile after checking that it is a non-empty file.
+def max_audio_seconds() -> float:
+    """The longest clip a command reads, in seconds: ``SEQATTN_MAX_AUDIO_SECONDS``, else 24 hours.
 
+    Raises:
+        InputError: the variable is not a positive number.
+    """
+    text = os.environ.get(MAX_AUDIO_SECONDS_ENV)
+    if text is None:
+        return DEFAULT_MAX_AUDIO_SECONDS
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not (value > 0 and value != float("inf")):
+        raise InputError(f"{MAX_AUDIO_SECONDS_ENV}={text!r} must be a positive number of seconds")
+    return value
+
+
+def stream_wav_sizes(path: str | Path) -> dict[int, bytes] | None:
+    """Where a streamed WAV's placeholder sizes are, and the sizes of what the file holds.
+
+    Walks the RIFF chunks up to ``data``; if the data chunk's size is a placeholder (0, or at
+    least ``STREAM_WAV_MIN_SIZE``) and differs from the bytes from there to the end of the file,
+    returns {byte offset: little-endian uint32} for the RIFF size and the data size; else None
+    (not a RIFF/WAVE file, a consistent header, or an ordinary truncated file, which libsndfile
+    reports).
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        offset = 12
+        for _ in range(1000):  # a WAV has a handful of chunks; junk must not loop for long
+            handle.seek(offset)
+            chunk = handle.read(8)
+            if len(chunk) < 8:
+                return None
+            declared = struct.unpack("<I", chunk[4:])[0]
+            if chunk[:4] == b"data":
+                present = size - offset - 8
+                placeholder = declared == 0 or declared >= STREAM_WAV_MIN_SIZE
+                if not placeholder or declared == present or present <= 0:
+                    return None
+                return {4: struct.pack("<I", min(size - 8, 0xFFFFFFFF)),
+                        offset + 4: struct.pack("<I", min(present, 0xFFFFFFFF))}
+            offset += 8 + declared + (declared & 1)  # chunks are padded to an even size
+    return None
+
+
+class _PatchedFile:
+    """A read-only binary file with some bytes replaced (``patches``: offset -> bytes), for soundfile.
+
+    soundfile reads any object with read/seek/tell through libsndfile's virtual I/O, so a
+    streamed WAV reaches libsndfile with the sizes of what it holds: no temporary copy.
+    """
+
+    def __init__(self, path: str | Path, patches: dict[int, bytes]):
+        self._file = open(path, "rb")  # noqa: SIM115 - closed by _open's context
+        self._patches = patches
+
+    def read(self, n: int = -1) -> bytes:
+        start = self._file.tell()
+        data = bytearray(self._file.read(n))
+        for offset, value in self._patches.items():
+            for k, byte in enumerate(value):
+                if start <= offset + k < start + len(data):
+                    data[offset + k - start] = byte
+        return bytes(data)
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._file.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._file.tell()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+@contextmanager
+def _open(path: str | Path):
+    """Open ``path`` with soundfile after checking that it is a non-empty file; closed on exit.
+
+    A streamed WAV (``stream_wav_sizes``) is read with the sizes of what it holds.
     Raises:
         InputError: missing, a directory, empty, or not decodable audio.
     """
@@ -107,21 +201,33 @@ def _open(path: str | Path):
     if path.stat().st_size == 0:
         raise InputError(f"{path}: empty file, no audio")
     try:
-        with _quiet_decoder():
-            return sf.SoundFile(str(path))
-    except (sf.LibsndfileError, RuntimeError, TypeError) as err:
-        reason = str(err).split(": ", 1)[-1] if ": " in str(err) else str(err)
-        if "does not exist" in reason:  # libsndfile's words when its MP3 probe gives up on junk
-            reason = "unrecognised or damaged data"
-        raise InputError(f"{path}: not readable as {AUDIO_FORMATS} audio ({reason.strip()})") from None
+        patches = stream_wav_sizes(path)
+    except OSError as err:
+        raise InputError(f"{path}: cannot read ({err.strerror})") from None
+    source = _PatchedFile(path, patches) if patches else None
+    try:
+        try:
+            with _quiet_decoder():
+                handle = sf.SoundFile(source if source is not None else str(path))
+        except (sf.LibsndfileError, RuntimeError, TypeError) as err:
+            reason = str(err).split(": ", 1)[-1] if ": " in str(err) else str(err)
+            if "does not exist" in reason:  # libsndfile's words when its MP3 probe gives up on junk
+                reason = "unrecognised or damaged data"
+            raise InputError(f"{path}: not readable as {AUDIO_FORMATS} audio ({reason.strip()})") from None
+        with handle:
+            yield handle
+    finally:
+        if source is not None:
+            source.close()
 
 
 def _check_header(handle, path: str | Path) -> AudioInfo:
     """Validate what the header declares and return it as an ``AudioInfo``.
 
     Raises:
-        InputError: an impossible sample rate or channel count, no samples, or a WAV whose data
-            chunk declares more bytes than the file holds (truncated, or a corrupt size field).
+        InputError: an impossible sample rate or channel count, no samples, more than
+            ``max_audio_seconds()``, or a WAV whose data chunk declares more bytes than the file
+            holds (truncated, or a corrupt size field).
     """
     info = AudioInfo(str(path), handle.format, handle.subtype, int(handle.samplerate), int(handle.channels),
                      int(handle.frames))
@@ -136,11 +242,15 @@ def _check_header(handle, path: str | Path) -> AudioInfo:
         found = _WAV_DATA_SIZE.search(handle.extra_info)
         if found:
             declared, present = int(found.group(1)), int(found.group(2))
-            if declared > present and declared not in _UNKNOWN_WAV_SIZES:
+            if declared > present:
                 raise InputError(f"{path}: truncated or corrupt WAV: the header declares {declared:,} bytes of "
                                  f"audio, the file holds {present:,}")
     if info.samples <= 0:
         raise InputError(f"{path}: no audio samples (a header without data)")
+    limit = max_audio_seconds()
+    if info.duration_s > limit:
+        raise InputError(f"{path}: {info.duration_s:,.0f} s of audio, more than the {limit:,.0f} s a command "
+                         f"reads (set {MAX_AUDIO_SECONDS_ENV} to allow more)")
     return info
 
 

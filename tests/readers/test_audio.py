@@ -63,7 +63,7 @@ def wav_bytes(tmp_path) -> bytes:
     (lambda d, ok: ok[: len(ok) // 2], "truncated"),
     (lambda d, ok: ok[:44], "truncated"),
     # a data chunk that claims 2 GB in a 5 kB file
-    (lambda d, ok: ok[:40] + (0x7FFFFFF0).to_bytes(4, "little") + ok[44:], "header declares 2,147,483,632 bytes"),
+    (lambda d, ok: ok[:40] + (0x7FFF0000).to_bytes(4, "little") + ok[44:], "header declares 2,147,418,112 bytes"),
     # a sample rate of 1 Hz in the fmt chunk
     (lambda d, ok: ok[:24] + (1).to_bytes(4, "little") + ok[28:], "sample rate of 1 Hz"),
 ])
