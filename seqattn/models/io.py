@@ -117,10 +117,11 @@ def read_config_json(config_path: Path) -> dict:
     """
     try:
         with open(config_path, "rb") as handle:
-            data = handle.read(MAX_CONFIG_BYTES + 1)
+            too_large = os.fstat(handle.fileno()).st_size > MAX_CONFIG_BYTES  # refused unread
+            data = b"" if too_large else handle.read(MAX_CONFIG_BYTES + 1)  # a FIFO's size says nothing
     except OSError as err:
         raise ModelError(f"{config_path}: unreadable ({err.strerror or err})") from None
-    if len(data) > MAX_CONFIG_BYTES:
+    if too_large or len(data) > MAX_CONFIG_BYTES:
         raise ModelError(f"{config_path}: larger than {MAX_CONFIG_BYTES >> 20} MiB, not a model config")
     try:
         config = json.loads(data.decode("utf-8"), parse_int=_bounded_int, parse_float=_finite_float,
@@ -165,7 +166,7 @@ def read_model_dir(name_or_path: str | Path, task: str) -> tuple[Path, dict]:
         raise ModelError(f"{path}: a {config['task'][:40]} model, not a {task} model")
     version = config.get("format_version")
     if type(version) is not int or version != FORMAT_VERSION:
-        raise ModelError(f"{path}: model format version {str(version)[:20]}, "
+        raise ModelError(f"{path}: model format version {json.dumps(version)[:20]}, "
                          f"this seqattn reads version {FORMAT_VERSION}")
     return path, config
 
