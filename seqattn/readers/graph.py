@@ -16,6 +16,10 @@ the same way (documented in docs/graph.md):
 - Where the node set is known (features, JSON nodes, Planetoid), an edge that names another node
   is an error, as are bad numbers, empty graphs and malformed files: ``InputError`` with one line
   naming the file (and the line where there is one).
+- Node ids are text of any length (a 5,000-digit JSON number is read as its digits).
+- Memory is bounded by ``GraphLimits`` (file bytes, nodes, edges, feature columns and values;
+  ``SEQATTN_MAX_GRAPH_*`` override them): a file past a limit is an ``InputError`` raised while
+  reading, before memory grows with it.  Edge lists are read line by line into int64 arrays.
 
 Planetoid layout (Yang et al. 2016; the GCN/GAT split): a directory with features.npz (scipy
 CSR), labels.txt (one class id per node, -1 unlabelled), edges.txt (undirected ``u v``) and
@@ -27,8 +31,10 @@ from __future__ import annotations
 import csv
 import json
 import math
+import os
 import re
-from dataclasses import dataclass, field
+from array import array
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -44,6 +50,62 @@ LABEL_KEYS = ("class", "label", "y")  # node attribute that holds the class (fir
 FEATURE_KEYS = ("features", "x")  # node attribute (JSON) / NPZ array that holds the features
 UNLABELLED = ("", "_", "?", "-1")
 _HEADER_NAMES = {"source", "target", "src", "dst", "from", "to", "u", "v", "node1", "node2", "weight"}
+MAX_JSON_INT_DIGITS = 4_000  # longer JSON integers stay text (Python's int() refuses more than 4,300 digits)
+
+
+@dataclass(frozen=True)
+class GraphLimits:
+    """The most a graph reader takes; each can be raised with its environment variable.
+
+    Memory of reading stays within about 1-2 GB at these defaults (an edge costs 16 bytes while
+    reading an edge list, a node id its text; whole-document formats, parsed at once by json and
+    networkx, cost 10-20x their size).  The model itself needs about 300 bytes per edge
+    (docs/graph.md, Scale).
+    """
+
+    bytes: int = 1 << 30  # edge list, CSV features, labels, features.npz: file size
+    document_bytes: int = 128 << 20  # node-link JSON, GraphML, GML: file size
+    nodes: int = 10_000_000
+    edges: int = 10_000_000  # edges in the file (an undirected edge counts once)
+    features: int = 100_000  # feature columns
+    feature_values: int = 1 << 28  # nodes x columns of dense features (1 GiB of float32)
+
+    ENV = {"bytes": "SEQATTN_MAX_GRAPH_BYTES", "document_bytes": "SEQATTN_MAX_GRAPH_DOCUMENT_BYTES",
+           "nodes": "SEQATTN_MAX_GRAPH_NODES", "edges": "SEQATTN_MAX_GRAPH_EDGES",
+           "features": "SEQATTN_MAX_GRAPH_FEATURES", "feature_values": "SEQATTN_MAX_GRAPH_FEATURE_VALUES"}
+
+    @classmethod
+    def from_env(cls) -> "GraphLimits":
+        """The defaults, with each ``SEQATTN_MAX_GRAPH_*`` variable that is set in its place.
+
+        Raises:
+            InputError: a variable that is not a positive integer.
+        """
+        values = {}
+        for f in fields(cls):
+            name = cls.ENV[f.name]
+            text = os.environ.get(name)
+            if text is None:
+                continue
+            if not text.strip().isdecimal() or len(text.strip()) > 18 or int(text) < 1:
+                raise InputError(f"{name}={text!r} must be a positive integer")
+            values[f.name] = int(text)
+        return cls(**values)
+
+    def refuse(self, source: object, what: str, name: str) -> InputError:
+        """The error for ``source`` holding more ``what`` than limit ``name`` allows."""
+        return InputError(f"{source}: more than {getattr(self, name):,} {what}, the most seqattn reads "
+                          f"(set {self.ENV[name]} to allow more)")
+
+
+def _check_file_size(path: Path, limits: GraphLimits, name: str = "bytes") -> None:
+    """Raise before reading a file larger than the limit ``name`` ("bytes" or "document_bytes")."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # missing or unreadable: the reader says so in its own words
+    if path.is_file() and size > getattr(limits, name):
+        raise limits.refuse(path, "bytes", name)
 
 
 @dataclass
@@ -112,10 +174,22 @@ def _number(text: str, where: str, what: str = "number") -> float:
 
 
 def _numeric_order(ids: list[str]) -> list[str]:
-    """Ids in numeric order when all are non-negative integers, else as given."""
+    """Ids in numeric order when all are non-negative integers, else as given.
+
+    Compared as digit strings (length without leading zeros, then text), not with int(): ids of
+    any length, and in any script's decimal digits (which int() reads as their values).
+    """
     if ids and all(i.isdecimal() for i in ids):  # isdigit() passes "²", which int() rejects
-        return sorted(ids, key=int)
+        return sorted(ids, key=_decimal_key)
     return ids
+
+
+def _decimal_key(text: str) -> tuple[int, str, str]:
+    import unicodedata
+
+    digits = text if text.isascii() else "".join(str(unicodedata.decimal(c)) for c in text)
+    digits = digits.lstrip("0")
+    return len(digits), digits, text
 
 
 def _open_text(path: Path):
@@ -129,18 +203,28 @@ def _open_text(path: Path):
         raise InputError(f"{path}: cannot read ({err.strerror})") from None
 
 
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, max_lines: int | None = None) -> list[str]:
     """The file's lines: UTF-8, a leading BOM dropped, split at LF only (CRLF ends are stripped).
 
     U+2028, U+0085 and friends stay inside their line, so line numbers in messages are the ones
     an editor and ``sed -n`` count.
     Raises:
-        InputError: missing, a directory, unreadable, or not UTF-8 (with line and byte offset).
+        InputError: missing, a directory, unreadable, larger than ``GraphLimits.bytes``, more than
+            ``max_lines`` lines, or not UTF-8 (with line and byte offset).
     """
     from seqattn.readers.text import open_text
 
+    limits = GraphLimits.from_env()
+    _check_file_size(Path(path), limits)
     with open_text(path) as lines:
-        return list(lines)
+        if max_lines is None:
+            return list(lines)
+        kept = []
+        for line in lines:
+            if len(kept) >= max_lines:
+                raise limits.refuse(path, "lines", "nodes")
+            kept.append(line)
+        return kept
 
 
 def _finish(nodes: list[str], pairs: list[tuple[int, int]], weights: list[float] | None, directed: bool,
@@ -148,21 +232,21 @@ def _finish(nodes: list[str], pairs: list[tuple[int, int]], weights: list[float]
     """Drop self-loops and duplicates, add reverse edges when undirected, build the ``Graph``."""
     if not nodes:
         raise InputError(f"{source}: empty graph (no nodes)")
-    seen: dict[tuple[int, int], int] = {}
-    loops = duplicates = 0
-    for e, (j, i) in enumerate(pairs):
-        if i == j:
-            loops += 1
-            continue
-        key = (j, i) if directed else (min(i, j), max(i, j))
-        if key in seen:
-            duplicates += 1
-            continue
-        seen[key] = e
-    kept = list(seen.items())
-    src = np.fromiter((k[0] for k, _ in kept), dtype=np.int64, count=len(kept))
-    dst = np.fromiter((k[1] for k, _ in kept), dtype=np.int64, count=len(kept))
-    w = None if weights is None else np.asarray([weights[e] for _, e in kept], dtype=np.float32)
+    if isinstance(pairs, tuple):  # (sources, targets) arrays from the edge-list reader
+        src, dst = (np.asarray(a, dtype=np.int64).reshape(-1) for a in pairs)
+    else:
+        both = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+        src, dst = both[:, 0], both[:, 1]
+    w = None if weights is None else np.asarray(weights, dtype=np.float64)
+    real = src != dst
+    loops = int(len(src) - real.sum())
+    src, dst, w = src[real], dst[real], (None if w is None else w[real])
+    lo, hi = (src, dst) if directed else (np.minimum(src, dst), np.maximum(src, dst))
+    _, first = np.unique(lo * len(nodes) + hi, return_index=True)  # the first of each duplicate, in file order
+    first.sort()
+    duplicates = int(len(src) - len(first))
+    src, dst = lo[first], hi[first]
+    w = None if w is None else w[first].astype(np.float32)
     if not directed:
         src, dst = np.concatenate([src, dst]), np.concatenate([dst, src])
         w = None if w is None else np.concatenate([w, w])
@@ -186,42 +270,61 @@ def read_edge_list(path: str | Path, known_nodes: list[str] | None = None, direc
         InputError: unreadable file, a line without two or three fields, a bad weight, an unknown
             node, no edges and no known nodes.
     """
+    from seqattn.readers.text import open_text
+
     path = Path(path)
+    limits = GraphLimits.from_env()
+    _check_file_size(path, limits)
     lookup = None if known_nodes is None else {n: i for i, n in enumerate(known_nodes)}
     order: dict[str, int] = {} if lookup is None else lookup
-    raw: list[tuple[str, str]] = []
-    weights: list[float] = []
+    sources, targets, weights = array("q"), array("q"), array("d")  # 8 bytes per value, not a tuple per edge
     has_weight = None
     splitter = re.compile(r"[\t ,]+")
-    for number, line in enumerate(_read_lines(path), 1):
-        text = line.split("#", 1)[0].strip()
-        if not text:
-            continue
-        fields = splitter.split(text)
-        where = f"{path}: line {number}"
-        if not raw and {f.lower() for f in fields} <= _HEADER_NAMES:
-            continue
-        if len(fields) not in (2, 3):
-            raise InputError(f"{where}: expected 'source target [weight]', got {len(fields)} fields")
-        if has_weight is None:
-            has_weight = len(fields) == 3
-        elif has_weight != (len(fields) == 3):
-            raise InputError(f"{where}: {len(fields)} fields, but earlier lines have {3 if has_weight else 2}")
-        for node in fields[:2]:
-            if node not in order:
-                if lookup is not None:
-                    raise InputError(f"{where}: edge names node {node!r}, which is not in the features "
-                                     f"({len(lookup):,} nodes)")
-                order[node] = len(order)
-        raw.append((fields[0], fields[1]))
-        if has_weight:
-            weights.append(_number(fields[2], where, "weight"))
-    if not raw and known_nodes is None:
+    with open_text(path) as lines:
+        for number, line in enumerate(lines, 1):
+            text = line.split("#", 1)[0].strip()
+            if not text:
+                continue
+            fields = splitter.split(text)
+            where = f"{path}: line {number}"
+            if not sources and {f.lower() for f in fields} <= _HEADER_NAMES:
+                continue
+            if len(fields) not in (2, 3):
+                raise InputError(f"{where}: expected 'source target [weight]', got {len(fields)} fields")
+            if has_weight is None:
+                has_weight = len(fields) == 3
+            elif has_weight != (len(fields) == 3):
+                raise InputError(f"{where}: {len(fields)} fields, but earlier lines have {3 if has_weight else 2}")
+            ends = []
+            for node in fields[:2]:
+                k = order.get(node)
+                if k is None:
+                    if lookup is not None:
+                        raise InputError(f"{where}: edge names node {node!r}, which is not in the features "
+                                         f"({len(lookup):,} nodes)")
+                    if len(order) >= limits.nodes:
+                        raise limits.refuse(path, "nodes", "nodes")
+                    k = order[node] = len(order)
+                ends.append(k)
+            if len(sources) >= limits.edges:
+                raise limits.refuse(path, "edges", "edges")
+            sources.append(ends[0])
+            targets.append(ends[1])
+            if has_weight:
+                weights.append(_number(fields[2], where, "weight"))
+    if not sources and known_nodes is None:
         raise InputError(f"{path}: empty graph (no edges)")
-    nodes = known_nodes if known_nodes is not None else _numeric_order(list(order))
-    index = order if known_nodes is not None else {n: i for i, n in enumerate(nodes)}
-    pairs = [(index[a], index[b]) for a, b in raw]
-    return _finish(nodes, pairs, weights if has_weight else None, directed, str(path))
+    src, dst = np.frombuffer(sources, dtype=np.int64), np.frombuffer(targets, dtype=np.int64)
+    if known_nodes is not None:
+        nodes = known_nodes
+    else:
+        appearance = list(order)
+        nodes = _numeric_order(appearance)
+        if nodes is not appearance:  # renumber: first-appearance number -> position in numeric order
+            position = {n: i for i, n in enumerate(nodes)}
+            renumber = np.fromiter((position[n] for n in appearance), dtype=np.int64, count=len(appearance))
+            src, dst = renumber[src], renumber[dst]
+    return _finish(nodes, (src, dst), weights if has_weight else None, directed, str(path))
 
 
 # --------------------------------------------------------------------------- JSON, GraphML, GML
@@ -237,6 +340,11 @@ def _node_class(data: dict) -> str | None:
 
 def _from_networkx(g, source: str, known_nodes: list[str] | None = None) -> Graph:
     """A networkx graph -> ``Graph`` (node ids become strings; 'weight' and class attributes kept)."""
+    limits = GraphLimits.from_env()
+    if g.number_of_nodes() > limits.nodes:
+        raise limits.refuse(source, "nodes", "nodes")
+    if g.number_of_edges() > limits.edges:
+        raise limits.refuse(source, "edges", "edges")
     ids = [str(n) for n in g.nodes]
     if len(set(ids)) != len(ids):
         raise InputError(f"{source}: node ids collide once written as text")
@@ -268,20 +376,31 @@ def read_node_link_json(path: str | Path, known_nodes: list[str] | None = None) 
         InputError: malformed JSON, missing keys, links to unknown nodes, ragged or bad features.
     """
     path = Path(path)
+    limits = GraphLimits.from_env()
+    _check_file_size(path, limits, "document_bytes")
     with _open_text(path) as handle:
         try:
-            data = json.load(handle)
+            data = json.load(handle, parse_int=_json_int)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: line {err.lineno}: malformed JSON ({err.msg})") from None
         except UnicodeDecodeError as err:
             raise InputError(f"{path}: not UTF-8 text (byte {err.start})") from None
         except RecursionError:  # [[[[...]]]] deeper than Python's stack
             raise InputError(f"{path}: malformed JSON (nested too deeply)") from None
+        except ValueError as err:  # anything else json's number parsing refuses
+            raise InputError(f"{path}: malformed JSON ({_first_line(err)})") from None
     if not isinstance(data, dict) or not isinstance(data.get("nodes"), list):
         raise InputError(f"{path}: not node-link JSON (expected an object with a 'nodes' list)")
     links = data.get("links", data.get("edges", []))
     if not isinstance(links, list):
         raise InputError(f"{path}: 'links' must be a list")
+    directed = data.get("directed", False)
+    if not isinstance(directed, bool):  # "false" is a true value in Python: never guess
+        raise InputError(f"{path}: 'directed' must be true or false (a JSON boolean), got {directed!r}")
+    if len(data["nodes"]) > limits.nodes:
+        raise limits.refuse(path, "nodes", "nodes")
+    if len(links) > limits.edges:
+        raise limits.refuse(path, "edges", "edges")
     for k, node in enumerate(data["nodes"]):
         if not isinstance(node, dict) or "id" not in node:
             raise InputError(f"{path}: node {k} has no 'id'")
@@ -305,7 +424,7 @@ def read_node_link_json(path: str | Path, known_nodes: list[str] | None = None) 
         pairs.append((index[a], index[b]))
         if weighted:
             weights.append(_number(str(link.get("weight", 1.0)), f"{path}: link {k}", "weight"))
-    graph = _finish(nodes, pairs, weights if weighted else None, bool(data.get("directed", False)), str(path))
+    graph = _finish(nodes, pairs, weights if weighted else None, directed, str(path))
     by_id = {str(node["id"]): node for node in data["nodes"]}
     classes = [_node_class(by_id.get(n, {})) for n in nodes]
     if any(c is not None for c in classes):
@@ -316,8 +435,14 @@ def read_node_link_json(path: str | Path, known_nodes: list[str] | None = None) 
     return graph
 
 
+def _json_int(text: str) -> int | str:
+    """A JSON integer as an int, or as its digits when too long for int() (a node id, say)."""
+    return int(text) if len(text) <= MAX_JSON_INT_DIGITS else text
+
+
 def _dense_rows(rows: list, nodes: list[str], source: str) -> np.ndarray:
     width = next(len(r) for r in rows if r is not None)
+    _check_feature_shape(len(nodes), width if isinstance(width, int) else 0, source)
     for node, row in zip(nodes, rows):
         if not isinstance(row, list) or len(row) != width:
             raise InputError(f"{source}: node {node!r} has no feature list of length {width}")
@@ -361,6 +486,7 @@ def _read_through_networkx(path: Path, kind: str, read, known_nodes: list[str] |
     import warnings
 
     _open_text(path).close()  # a missing or unreadable file gets the usual message
+    _check_file_size(path, GraphLimits.from_env(), "document_bytes")
     try:
         with warnings.catch_warnings():  # networkx warns about odd keys; the user sees errors, not chatter
             warnings.simplefilter("ignore")
@@ -398,9 +524,21 @@ def read_features(path: str | Path) -> tuple[list[str] | None, object, list[str 
     return _read_csv_features(path)
 
 
+def _check_feature_shape(rows: int, columns: int, source: object) -> None:
+    """Raise for more feature columns, or (dense) values, than ``GraphLimits`` allows."""
+    limits = GraphLimits.from_env()
+    if rows > limits.nodes:
+        raise limits.refuse(source, "nodes (feature rows)", "nodes")
+    if columns > limits.features:
+        raise limits.refuse(source, "feature columns", "features")
+    if rows * columns > limits.feature_values:
+        raise limits.refuse(source, "feature values", "feature_values")
+
+
 def _read_npz_features(path: Path):
     import scipy.sparse as sp
 
+    _check_file_size(path, GraphLimits.from_env())
     content = read_npz(path)
     nodes = [str(n) for n in content.pop("nodes").tolist()] if "nodes" in content else None
     if {"data", "indices", "indptr", "shape", "format"} <= set(content):
@@ -409,9 +547,17 @@ def _read_npz_features(path: Path):
         builders = {"csr": sp.csr_matrix, "csc": sp.csc_matrix}
         if fmt not in builders:
             raise InputError(f"{path}: sparse format {fmt!r} is not supported (save as csr or csc)")
+        shape = content["shape"]
+        if shape.shape != (2,) or not np.issubdtype(shape.dtype, np.integer) or (shape < 0).any():
+            raise InputError(f"{path}: inconsistent sparse matrix (shape {shape.tolist()!r})")
+        limits = GraphLimits.from_env()
+        if int(shape[0]) > limits.nodes:
+            raise limits.refuse(path, "nodes (feature rows)", "nodes")
+        if int(shape[1]) > limits.features:
+            raise limits.refuse(path, "feature columns", "features")
         try:
             matrix = builders[fmt]((content["data"], content["indices"], content["indptr"]),
-                                   shape=tuple(int(s) for s in content["shape"])).tocsr().astype(np.float32)
+                                   shape=tuple(int(s) for s in shape)).tocsr().astype(np.float32)
         except (ValueError, TypeError) as err:
             raise InputError(f"{path}: inconsistent sparse matrix ({_first_line(err)})") from None
         values = matrix.data
@@ -425,13 +571,14 @@ def _read_npz_features(path: Path):
         real = np.issubdtype(matrix.dtype, np.integer) or np.issubdtype(matrix.dtype, np.floating)  # not complex
         if matrix.ndim != 2 or not real:
             raise InputError(f"{path}: features must be a 2-D numeric array, got {matrix.ndim}-D {matrix.dtype}")
+        _check_feature_shape(matrix.shape[0], matrix.shape[1], path)
         matrix = matrix.astype(np.float32)
         values = matrix
     if matrix.shape[0] == 0:
         raise InputError(f"{path}: no rows (empty graph)")
     if not np.isfinite(values).all():
         raise InputError(f"{path}: features contain NaN or infinite values")
-    if nodes is not None and len(nodes) != matrix.shape[0]:
+    if nodes is not None and len(nodes) != matrix.shape[0]:  # noqa: SIM102
         raise InputError(f"{path}: 'nodes' has {len(nodes)} ids for {matrix.shape[0]} feature rows")
     return nodes, matrix, None
 
@@ -456,6 +603,7 @@ def _read_csv_features(path: Path):
         if not rows:
             raise InputError(f"{path}: a header but no rows (empty graph)")
     width = len(rows[0][1])
+    _check_feature_shape(len(rows), width - 1, path)
     class_column = None
     if header is not None:
         class_column = next((k for k, name in enumerate(header) if k and name.lower() in LABEL_KEYS), None)
@@ -492,7 +640,8 @@ def read_labels(path: str | Path, nodes: list[str]) -> list[str | None]:
         InputError: unknown node, a node twice, a line count that does not match the nodes.
     """
     path = Path(path)
-    lines = [(n, line.strip()) for n, line in enumerate(_read_lines(path), 1) if line.strip()]
+    lines = [(n, line.strip()) for n, line in enumerate(_read_lines(path, max_lines=2 * len(nodes) + 1000), 1)
+             if line.strip()]
     if not lines:
         raise InputError(f"{path}: no labels")
     split = [(n, re.split(r"[\t,]| +", text)) for n, text in lines]
@@ -532,8 +681,8 @@ def _read_ids(path: Path, n_nodes: int) -> np.ndarray:
         if not line.strip():
             continue
         where = f"{path}: line {number}"
-        if not line.strip().lstrip("-").isdecimal():
-            raise InputError(f"{where}: {line.strip()!r} is not a node id")
+        if not line.strip().lstrip("-").isdecimal() or len(line.strip()) > 18:  # int() of 5,000 digits fails
+            raise InputError(f"{where}: {line.strip()[:40]!r} is not a node id")
         value = int(line)
         if not 0 <= value < n_nodes:
             raise InputError(f"{where}: node {value} is outside 0..{n_nodes - 1}")
@@ -558,8 +707,8 @@ def read_planetoid(path: str | Path) -> Graph:
     nodes = [str(i) for i in range(n)]
     labels = read_labels(path / "labels.txt", nodes)
     for k, label in enumerate(labels):
-        if label is not None and not label.isdecimal():
-            raise InputError(f"{path / 'labels.txt'}: line {k + 1}: class {label!r} is not a class id")
+        if label is not None and not (label.isdecimal() and len(label) <= 18):
+            raise InputError(f"{path / 'labels.txt'}: line {k + 1}: class {label[:40]!r} is not a class id")
     graph = read_edge_list(path / "edges.txt", known_nodes=nodes)
     graph.features, graph.labels, graph.source = features, labels, str(path)
     for split in SPLITS:
