@@ -8,6 +8,47 @@ import numpy as np
 
 from seqattn.errors import InputError
 
+DEFAULT_MAX_NPZ_BYTES = 2 << 30  # array data of one archive, uncompressed
+MAX_NPZ_BYTES_ENV = "SEQATTN_MAX_NPZ_BYTES"
+
+
+def max_npz_bytes() -> int:
+    """The most array data (bytes, uncompressed) ``read_npz`` loads: ``SEQATTN_MAX_NPZ_BYTES`` or 2 GiB.
+
+    Raises:
+        InputError: the variable is not a positive integer.
+    """
+    import os
+
+    text = os.environ.get(MAX_NPZ_BYTES_ENV)
+    if text is None:
+        return DEFAULT_MAX_NPZ_BYTES
+    if not text.strip().isdecimal() or len(text.strip()) > 18 or int(text) < 1:
+        raise InputError(f"{MAX_NPZ_BYTES_ENV}={text!r} must be a positive integer")
+    return int(text)
+
+
+def _declared_bytes(path: Path) -> int:
+    """Bytes the arrays of an archive declare in their .npy headers, read before any array is.
+
+    A compressed archive can hold gigabytes of zeros in a few kilobytes; the headers say how
+    many values each array has, so the sum bounds what loading would allocate.
+    """
+    import zipfile
+
+    total = 0
+    with zipfile.ZipFile(path) as archive:
+        for info in archive.infolist():
+            if not info.filename.endswith(".npy"):
+                continue
+            with archive.open(info) as member:
+                version = np.lib.format.read_magic(member)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, _, dtype = read_header(member)
+                total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+    return total
+
 
 def read_npz(path: str | Path, what: str = "NPZ file") -> dict[str, np.ndarray]:
     """All arrays of an ``.npz`` archive, by name (``allow_pickle=False``).
@@ -15,7 +56,8 @@ def read_npz(path: str | Path, what: str = "NPZ file") -> dict[str, np.ndarray]:
     Raises:
         InputError: a missing file, or one that is not a readable archive of arrays: not a zip,
             empty, truncated, bad CRCs, an unknown compression method, object arrays (pickles),
-            a plain ``.npy`` file, or an array larger than memory.  The message names ``what``.
+            a plain ``.npy`` file, or arrays that declare more than ``max_npz_bytes()`` of data
+            (checked in their headers before loading).  The message names ``what``.
     """
     import zipfile
     import zlib
@@ -23,7 +65,12 @@ def read_npz(path: str | Path, what: str = "NPZ file") -> dict[str, np.ndarray]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    limit = max_npz_bytes()
     try:
+        declared = _declared_bytes(path) if zipfile.is_zipfile(path) else 0
+        if declared > limit:
+            raise InputError(f"{path}: the {what} declares {declared:,} bytes of arrays, more than the {limit:,} "
+                             f"seqattn loads (set {MAX_NPZ_BYTES_ENV} to allow more)")
         with np.load(path, allow_pickle=False) as archive:
             if not isinstance(archive, np.lib.npyio.NpzFile):
                 raise ValueError("a single array (.npy), not an archive of named arrays")
