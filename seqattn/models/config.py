@@ -83,7 +83,7 @@ class ConfigError(ModelError, ValueError):
 def bounded(default: Any = MISSING, *, default_factory: Any = MISSING, min: float | None = None,
             max: float | None = None, above: float | None = None, below: float | None = None,
             choices: tuple | None = None, min_items: int = 0, max_items: int = MAX_ITEMS,
-            max_chars: int = MAX_CHARS, omit_default: bool = False):
+            max_chars: int = MAX_CHARS, omit_default: bool = False, finite: bool = True):
     """A dataclass ``field`` with the rules ``Config`` checks.
 
     Args:
@@ -94,10 +94,12 @@ def bounded(default: Any = MISSING, *, default_factory: Any = MISSING, min: floa
         max_chars: length bound of a string, or of each string of a list.
         omit_default: ``to_dict`` leaves the field out while it holds its default (a field added
             after models were shipped: their saved configs stay as they were).
+        finite: False lets NaN and infinity through to ``check()`` (which then says what the
+            value means); JSON holds neither.
     """
     rules = {"min": min, "max": max, "above": above, "below": below, "choices": choices,
              "min_items": min_items, "max_items": max_items, "max_chars": max_chars,
-             "omit_default": omit_default}
+             "omit_default": omit_default, "finite": finite}
     return field(default=default, default_factory=default_factory, metadata=rules)
 
 
@@ -270,7 +272,7 @@ def _check_value(value: Any, tp: Any, rules: Any) -> Any:
             checked = float(value)
         except OverflowError:  # an integer of hundreds of digits
             checked = math.inf
-        if not math.isfinite(checked):
+        if not math.isfinite(checked) and rules.get("finite", True):
             raise ConfigError(f"must be a finite number, got {_show(value)}", "")
     elif tp is str:
         if not isinstance(value, str):

@@ -53,8 +53,9 @@ class FrameSpec(Config):
     """
 
     sample_rate_hz: int  # samples per second of the audio being framed
-    window_ms: float = 25.0  # frame length
-    hop_ms: float = 10.0  # frame shift
+    # frame length and shift; NaN and infinity reach check(), whose message names --window and --hop
+    window_ms: float = bounded(25.0, finite=False)
+    hop_ms: float = bounded(10.0, finite=False)
     features: str = "logmel"  # "logmel" or "mfcc"
     bins: int = bounded(40, min=1, max=MAX_BINS)  # values per frame: mel bands (logmel) or cepstral coefficients (mfcc)
     fmin_hz: float = 0.0  # lowest mel filter edge
@@ -67,7 +68,7 @@ class FrameSpec(Config):
         if not MIN_SAMPLE_RATE_HZ <= self.sample_rate_hz <= MAX_SAMPLE_RATE_HZ:
             raise ConfigError(f"sample rate must be {MIN_SAMPLE_RATE_HZ}..{MAX_SAMPLE_RATE_HZ} Hz, "
                               f"got {self.sample_rate_hz}")
-        if not (0 < self.window_ms <= MAX_FRAME_MS and 0 < self.hop_ms <= MAX_FRAME_MS):
+        if not (0 < self.window_ms <= MAX_FRAME_MS and 0 < self.hop_ms <= MAX_FRAME_MS):  # NaN fails too
             raise ConfigError(f"frame length and shift must be > 0 and <= {MAX_FRAME_MS:g} ms, "
                               f"got window {self.window_ms} ms, hop {self.hop_ms} ms")
         if self.window_samples < 2 or self.hop_samples < 1:
