@@ -286,7 +286,7 @@ class NodeTask:
         self.cfg = cfg
         fit_id = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items() if k != "device"}
         self._identity = {"options": {"fit": fit_id, "model": cfg.to_dict(), "task": vars(options)},
-                          "data": {"graph": graph_checksum(graph, np.concatenate([self.train_nodes, self.val_nodes]))}}
+                          "data": {"data": graph_checksum(graph, np.concatenate([self.train_nodes, self.val_nodes]))}}
         self.top_accuracy, self.low_loss = -1.0, math.inf  # GAT's early-stopping state
         self.device = torch.device("cpu")
 

@@ -149,10 +149,10 @@ def test_resume_refuses_a_checkpoint_of_another_graph_or_other_options(tiny_plan
         train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(),
                               reporter=Callbacks(on_epoch=kill_at(12)))
     other = make_planetoid(tmp_path / "other", n_words=15)
-    with pytest.raises(InputError, match="in_features \\(checkpoint 12, now 15\\)"):
+    with pytest.raises(InputError, match="--data \\(other data.*in_features \\(checkpoint 12, now 15\\)"):
         train_node_classifier(other, tmp_path / "m", settings, tiny_node_classifier_config(),
                               resume=tmp_path / "m.checkpoint")
-    with pytest.raises(InputError, match="consistency_samples \\(checkpoint 2, now 1\\)"):
+    with pytest.raises(InputError, match="--consistency-samples \\(checkpoint 2, now 1\\)"):
         train_node_classifier(tiny_planetoid, tmp_path / "m", settings, tiny_node_classifier_config(),
                               NodeOptions(consistency_samples=1), resume=tmp_path / "m.checkpoint")
 

@@ -82,7 +82,7 @@ def test_interrupted_and_resumed_run_reaches_the_same_weights(tmp_path):
     with pytest.raises(Killed):
         train_graph_predictor(data, config(), settings, out=tmp_path / "cut", reporter=Callbacks(on_epoch=kill_at(2)))
     checkpoint = tmp_path / "cut.checkpoint"
-    with pytest.raises(InputError, match="epochs \\(checkpoint 4, now 5\\)"):
+    with pytest.raises(InputError, match="--epochs \\(checkpoint 4, now 5\\)"):
         train_graph_predictor(data, config(), molecule_settings(40, epochs=5, batch_size=8), out=tmp_path / "cut",
                               resume=checkpoint)
     resumed = train_graph_predictor(data, config(), settings, out=tmp_path / "cut", resume=checkpoint,
