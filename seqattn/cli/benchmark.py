@@ -9,6 +9,11 @@ import typer
 
 from seqattn.models.device import DEVICE_HELP
 
+MAX_LENGTH = 1 << 24  # N: 16,777,216 positions (the grid's largest is 65,536)
+MAX_WINDOW = 1 << 16  # w
+MAX_PROCESSES = 50
+MAX_REPEATS = 1000
+
 benchmark_app = typer.Typer(help="Measure speed and memory (JSON with --format json).", no_args_is_help=True)
 
 
@@ -41,10 +46,11 @@ def attention_cli(
     for name in impl:
         if name not in IMPLS:
             raise InputError(f"unknown --impl {name!r}; expected one of {', '.join(IMPLS)}")
-    if any(n < 1 for n in length) or any(w < 0 for w in window):
-        raise InputError("--length must be >= 1 and --window >= 0")
-    if processes < 1:
-        raise InputError(f"--processes must be >= 1, got {processes}")
+    for name, values, low, high in (("--length", length, 1, MAX_LENGTH), ("--window", window, 0, MAX_WINDOW),
+                                    ("--processes", [processes], 1, MAX_PROCESSES)):
+        bad = next((v for v in values if not low <= v <= high), None)
+        if bad is not None:
+            raise InputError(f"{name} must be {low}..{high:,}, got {bad}")
     out = console() if fmt == "pretty" else None
 
     def line(r, share: bool) -> str:
@@ -97,6 +103,10 @@ def speed_cli(
     if precision is not None:
         check_precision(precision)
     check_device(device)
+    if not 1 <= repeats <= MAX_REPEATS:
+        from seqattn.errors import InputError
+
+        raise InputError(f"--repeats must be 1..{MAX_REPEATS}, got {repeats}")
     result = speed(model, data, repeats, precision, device)
     if fmt == "json":
         write(json.dumps(result) + "\n")

@@ -16,6 +16,17 @@ DATA_HELP = ("source<TAB>target file (a source on several lines: several accepte
              ".npz (with --text)")
 
 
+MAX_BEAM = 100  # beams past this find nothing more and cost beam x memory (10,000,000 asked for 38 GB)
+
+
+def check_beam(beam: int) -> None:
+    """Raises InputError unless 1 <= ``beam`` <= MAX_BEAM."""
+    from seqattn.errors import InputError
+
+    if not 1 <= beam <= MAX_BEAM:
+        raise InputError(f"--beam must be 1..{MAX_BEAM}, got {beam}")
+
+
 def _read_data(data: Path, text: Optional[Path], option: str):
     from seqattn.errors import InputError
     from seqattn.readers.pairs import read_frame_pairs, read_pairs
@@ -30,10 +41,10 @@ def _read_data(data: Path, text: Optional[Path], option: str):
 
 
 def seq2seq_cli(
-    file: str = typer.Argument("-", help="Input file, one input per line ('-' = stdin); or a frames .npz "
-                                         "for a frames model."),
+    file: Optional[str] = typer.Argument(None, help="Input file, one input per line; '-' or nothing reads "
+                                         "stdin; or a frames .npz for a frames model.", show_default=False),
     model: str = typer.Option("en-g2p", "--model", "-m", help="Shipped model name or model directory."),
-    beam: int = typer.Option(5, "--beam", "-k", help="Beam size (1 = greedy search)."),
+    beam: int = typer.Option(5, "--beam", "-k", help=f"Beam size (1 = greedy search; at most {MAX_BEAM})."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMATS_HELP, show_default=False),
     attention: bool = typer.Option(False, "--attention", help="Draw the encoder-decoder attention (source "
                                    "symbols x output symbols) of each input: the alignment."),
@@ -59,11 +70,14 @@ def seq2seq_cli(
 
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
     check_device(device)
-    if beam < 1:
-        raise InputError(f"--beam must be >= 1, got {beam}")
+    check_beam(beam)
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
     check_max_line_bytes(max_line_bytes)
+    from seqattn.cli.common import wants_stdin
+
+    if wants_stdin(file):  # no FILE and stdin a terminal: say so instead of waiting (as tag does)
+        file = "-"
     if file.endswith(".npz"):
         from seqattn.readers.pairs import read_frames
 
@@ -162,7 +176,7 @@ def evaluate_seq2seq_cli(
     text: Optional[Path] = typer.Option(None, "--text", help="Transcripts (TSV with utt_id and transcript "
                                         "columns) of a frames .npz given as --data.", show_default=False),
     model: str = typer.Option("en-g2p", "--model", "-m", help="Shipped model name or model directory."),
-    beam: int = typer.Option(5, "--beam", "-k", help="Beam size (1 = greedy search)."),
+    beam: int = typer.Option(5, "--beam", "-k", help=f"Beam size (1 = greedy search; at most {MAX_BEAM})."),
     format: Optional[str] = typer.Option(None, "--format", "-f", help="pretty | json", show_default=False),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar on stderr."),
@@ -181,8 +195,7 @@ def evaluate_seq2seq_cli(
 
     fmt = choose_format(format, ("pretty", "json"), pipe_default="json")
     check_device(device)
-    if beam < 1:
-        raise InputError(f"--beam must be >= 1, got {beam}")
+    check_beam(beam)
     pairs = _read_data(data, text, "--")
     loaded = load_seq2seq(model, device)
     max_symbols = max_source_symbols(loaded)

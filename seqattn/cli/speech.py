@@ -14,6 +14,20 @@ SPEECH_FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: file, cla
 FRAMES_FORMATS_HELP = "pretty (terminal default) | npy (pipe default: float32 (N, bins) bytes) | tsv | jsonl"
 
 
+def check_frame_options(window: float | None, hop: float | None) -> None:
+    """--window and --hop (ms) up front: finite, > 0 and <= MAX_FRAME_MS, before any file is read.
+
+    Raises:
+        InputError: a value outside that range (NaN and inf included).
+    """
+    from seqattn.errors import InputError
+    from seqattn.readers.frames import MAX_FRAME_MS
+
+    for name, value in (("window", window), ("hop", hop)):
+        if value is not None and not 0 < value <= MAX_FRAME_MS:  # NaN fails the comparison too
+            raise InputError(f"--{name} {value:g}: frame length and shift must be > 0 and <= {MAX_FRAME_MS:g} ms")
+
+
 def frames_cli(
     clip: Optional[str] = typer.Argument(None, help="Audio file (WAV, FLAC, OGG or MP3); '-' or nothing reads "
                                          "stdin.", show_default=False),
@@ -43,6 +57,7 @@ def frames_cli(
     from seqattn.render import speech as render
 
     fmt = choose_format(format, ("pretty", "npy", "tsv", "jsonl"), pipe_default="npy")
+    check_frame_options(window, hop)
     if fmt == "npy" and stdout_is_terminal():
         raise InputError("npy is binary: redirect stdout (> frames.npy, or | python ...) or choose --format "
                          "pretty, tsv or jsonl")
@@ -125,6 +140,7 @@ def speech_cli(
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
     if not (math.isfinite(min_segment) and min_segment >= 0):
         raise InputError(f"--min-segment must be >= 0 seconds, got {min_segment}")
+    check_frame_options(window, hop)
     names = clips or [None]
     if sum(wants_stdin(name) for name in names) > 1:
         raise InputError("stdin ('-') can be read once")
