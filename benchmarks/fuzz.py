@@ -448,6 +448,159 @@ def fuzz_terminal(n: int, seed: int, save: Path, cli_every: int = 100) -> dict:
     return report
 
 
+# --------------------------------------------------------------------------- model directories (issue 26)
+
+HOSTILE_VALUES = [0, -1, 1, 3, 7, 2 ** 31, 10 ** 30, -(10 ** 30), 0.5, -0.0, 1.0, 1e308, -1e308, True, False, None,
+                  "", "8", "none", "dot", "x" * 20_000, [], [1], ["a"], ["a"] * 5, {}, {"d_model": 8}, [[[[[]]]]]]
+
+
+def _config_paths(node, prefix=()):
+    """Every (path, value) inside a config dict, nested configs included."""
+    for key, value in node.items():
+        yield prefix + (key,), value
+        if isinstance(value, dict):
+            yield from _config_paths(value, prefix + (key,))
+
+
+def mutate_config(text: bytes, rng: random.Random) -> bytes:
+    """A config.json changed in its bytes (half the time) or in its values: a setting replaced by a
+    hostile value (or a near one, or NaN), dropped, or joined by an unknown key."""
+    if rng.random() < 0.5:
+        return mutate(text, [text], rng)
+    meta = json.loads(text)
+    for _ in range(rng.randint(1, 3)):
+        paths = list(_config_paths(meta["config"])) if isinstance(meta.get("config"), dict) else []
+        if not paths:
+            break
+        path, value = rng.choice(paths)
+        parent = meta["config"]
+        for key in path[:-1]:
+            parent = parent[key]
+        op = rng.random()
+        if op < 0.6:
+            parent[path[-1]] = rng.choice(HOSTILE_VALUES)
+        elif op < 0.75 and isinstance(value, (int, float)) and not isinstance(value, bool):
+            parent[path[-1]] = rng.choice([value * rng.choice([2, 10, 1000, -1]), value + 1, value - 1,
+                                           float("nan"), float("inf"), float(value)])
+        elif op < 0.85:
+            del parent[path[-1]]
+        elif op < 0.95:
+            parent[rng.choice(["n_head", "bogus", "__proto__", "window_size"])] = 1
+        else:
+            meta[rng.choice(["task", "format_version", "config"])] = rng.choice(HOSTILE_VALUES)
+    return json.dumps(meta, indent=rng.choice([None, 1])).encode()
+
+
+def mutate_weights(data: bytes, rng: random.Random) -> bytes:
+    """A safetensors file changed in its header: bytes of the header JSON, the length prefix, or
+    one tensor's dtype, shape or offsets (the data stays as it was)."""
+    size = int.from_bytes(data[:8], "little")
+    header, body = data[8:8 + size], data[8 + size:]
+    op = rng.random()
+    if op < 0.35:
+        header = mutate(header, [header], rng)
+    elif op < 0.45:
+        return rng.randbytes(8) + data[8:] if rng.random() < 0.5 else mutate(data, [data], rng)
+    else:
+        entries = json.loads(header)
+        name = rng.choice([k for k in entries if k != "__metadata__"])
+        entry = entries[name]
+        choice = rng.random()
+        if choice < 0.3:
+            entry["dtype"] = rng.choice(["I64", "F16", "BF16", "F64", "BOOL", "U8", "XX", 7])
+        elif choice < 0.6:
+            entry["shape"] = rng.choice([[], [0], [1], [10 ** 9, 10 ** 9], [-1], ["a"], entry["shape"][::-1],
+                                         entry["shape"] + [1]])
+        elif choice < 0.8:
+            entry["data_offsets"] = rng.choice([[0, 0], [0, 10 ** 12], [5, 1], [-1, 3], [0]])
+        elif choice < 0.9:
+            entries[name + rng.choice([".x", "", "\x1b[2J"])] = entries.pop(name)
+        else:
+            del entries[name]
+        header = json.dumps(entries).encode()
+        header += b" " * (-len(header) % 8)
+    return len(header).to_bytes(8, "little") + header + body
+
+
+def fuzz_models(n: int, seed: int, save: Path, timeout_s: float) -> dict:
+    """Issue 26: >= ``n`` model directories (config.json and safetensors headers, mutated from small
+    valid models of the four kinds) loaded, and where they load, run on a small input.  Each must
+    load and run, or raise ModelError (an InputError from the run itself, such as a clip at another
+    sample rate than a mutated frame spec's, is counted apart); anything else, or a hang, is a failure."""
+    import shutil
+
+    from seqattn.errors import InputError, ModelError
+    from seqattn.readers.graph import read_planetoid
+    from seqattn.tasks.graph import load_node_classifier
+    from seqattn.tasks.seq2seq import load_seq2seq
+    from seqattn.tasks.speech import load_speech_model, recognise
+    from seqattn.tasks.tagging import load_tagger
+    from tests.conftest import make_planetoid
+    from tests.models.test_model_validation import build_models
+
+    def run_tag(path):
+        load_tagger(path, precision="fp32").predict([["the", "fox", "Quickly"]])
+
+    def run_graph(path):
+        load_node_classifier(path).predict(graph)
+
+    def run_speech(path):
+        recognise(load_speech_model(path), ROOT / "data" / "speech" / "seven.wav")
+
+    def run_seq2seq(path):
+        load_seq2seq(path).decode(["abc", "fed"], beam=2)
+
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="seqattn-fuzz-models-") as tmp:
+        tmp = Path(tmp)
+        bases = build_models(tmp / "base")
+        graph = read_planetoid(make_planetoid(tmp / "planetoid", n_words=12))
+        runners = {"tag": run_tag, "graph": run_graph, "speech": run_speech, "seq2seq": run_seq2seq}
+        for part in ("config", "weights"):
+            rng = random.Random(f"{seed}-models-{part}")
+            result = {"inputs": 0, "loaded": 0, "model_errors": 0, "input_errors": 0, "failures": 0,
+                      "cli_runs": 0, "cli_failures": 0, "examples": []}
+            started = time.perf_counter()
+            for i in range(n):
+                kind = ("tag", "graph", "speech", "seq2seq")[i % 4]
+                case = tmp / "case"
+                shutil.rmtree(case, ignore_errors=True)
+                shutil.copytree(bases[kind], case)
+                name = "config.json" if part == "config" else "model.safetensors"
+                (case / name).write_bytes((mutate_config if part == "config" else mutate_weights)(
+                    (bases[kind] / name).read_bytes(), rng))
+                result["inputs"] += 1
+                problem = None
+                signal.setitimer(signal.ITIMER_REAL, timeout_s)
+                try:
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        runners[kind](case)
+                    result["loaded"] += 1
+                except ModelError:
+                    result["model_errors"] += 1
+                except InputError:
+                    result["input_errors"] += 1
+                except Timeout:
+                    problem = f"more than {timeout_s} s"
+                except Exception as err:  # noqa: BLE001 - what the fuzzer is for
+                    problem = "".join(traceback.format_exception_only(type(err), err)).strip()[:500]
+                finally:
+                    signal.setitimer(signal.ITIMER_REAL, 0)
+                if problem is not None:
+                    result["failures"] += 1
+                    if len(result["examples"]) < 5:
+                        kept = save / f"model-{part}-{kind}-{i}"
+                        shutil.rmtree(kept, ignore_errors=True)
+                        shutil.copytree(case, kept)
+                        result["examples"].append({"dir": str(kept), "kind": kind, "problem": problem})
+            result["seconds"] = round(time.perf_counter() - started, 1)
+            report[f"models-{part}"] = result
+            print(f"models-{part}: {json.dumps({k: v for k, v in result.items() if k != 'examples'})}",
+                  file=sys.stderr, flush=True)
+    return report
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("-n", type=int, default=10_000, help="inputs per reader (default 10,000)")
@@ -478,6 +631,7 @@ def main() -> int:
             print(f"{reader}: {json.dumps({k: v for k, v in report['readers'][reader].items() if k != 'examples'})}",
                   file=sys.stderr, flush=True)
         report["readers"].update(fuzz_terminal(args.n, args.seed, args.save, args.cli_every))  # issue 26
+        report["readers"].update(fuzz_models(args.n, args.seed, args.save, args.timeout))  # issue 26
     print(json.dumps(report, indent=1))
     failed = sum(r["failures"] + r["cli_failures"] for r in report["readers"].values())
     return 1 if failed else 0

@@ -66,9 +66,8 @@ def graph_cli(
 
 
 def _show_classes(data, result, cfg, fmt: str) -> None:
-    import json
-
     from seqattn.cli.common import console, write
+    from seqattn.render.json_line import json_line
 
     names = dict(zip(cfg.classes, cfg.display_names()))  # gold class ids read as the model's names
     gold = None if data.labels is None else [None if g is None else names.get(g, g) for g in data.labels]
@@ -80,7 +79,7 @@ def _show_classes(data, result, cfg, fmt: str) -> None:
             record = {"node": n, "class": c, "probability": round(float(p), 4)}
             if gold is not None:
                 record["gold"] = gold[k]
-            lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+            lines.append(json_line(record, ensure_ascii=False))
         write("".join(lines))
     else:
         from rich.table import Table
@@ -102,9 +101,8 @@ def _show_classes(data, result, cfg, fmt: str) -> None:
 
 def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
     """The edges into ``node`` (its neighbours and itself) with every layer's and head's weight."""
-    import json
-
     from seqattn.cli.common import console, write
+    from seqattn.render.json_line import json_line
 
     into = (result.edge_index[1] == node).nonzero().flatten()  # edges j -> node, self-loop included
     sources = result.edge_index[0, into].tolist()
@@ -115,10 +113,10 @@ def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
         write("".join(f"{name}\t{data.nodes[sources[r]]}\t{layer}\t{head}\t{float(w[r, head]):.4f}\n"
                       for r in order for layer, w in enumerate(per_layer) for head in range(w.shape[1])))
     elif fmt == "jsonl":
-        write("".join(json.dumps({"node": name, "neighbour": data.nodes[sources[r]],
-                                  "class": result.classes[sources[r]],
-                                  "weights": [[round(float(v), 4) for v in w[r]] for w in per_layer]},
-                                 ensure_ascii=False) + "\n" for r in order))
+        write("".join(json_line({"node": name, "neighbour": data.nodes[sources[r]],
+                                 "class": result.classes[sources[r]],
+                                 "weights": [[round(float(v), 4) for v in w[r]] for w in per_layer]},
+                                ensure_ascii=False) for r in order))
     else:
         from rich import box
         from rich.table import Table

@@ -110,9 +110,11 @@ def tag_cli(
                 if weights is not None:
                     import json
 
+                    from seqattn.render.json_line import json_line
+
                     obj = json.loads(line)
                     obj["attention"] = [[round(v, 4) for v in row] for row in weights]
-                    line = json.dumps(obj, ensure_ascii=False) + "\n"
+                    line = json_line(obj, ensure_ascii=False)
                 write(line)
             new_paragraph = False
 

@@ -10,7 +10,7 @@ and every attention restricted to the edges of the graph (seqattn.nn.graph_atten
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch

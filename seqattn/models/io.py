@@ -299,7 +299,6 @@ def read_weights(weights_path: Path, expected: dict[str, tuple[tuple[int, ...], 
         ModelError: unreadable or malformed file, tensors missing or extra, another shape or
             dtype, or NaN/infinite values, naming the tensor.
     """
-    import torch
     from safetensors import SafetensorError, safe_open
     from safetensors.torch import load_file
 

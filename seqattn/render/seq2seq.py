@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 
 from seqattn.render.heatmap import downsample, heatmap
+from seqattn.render.json_line import json_line
 from seqattn.render.safe import printable
 
 if TYPE_CHECKING:  # for type checkers only: rendering needs no torch
@@ -49,7 +50,7 @@ def jsonl(source: str, result: "Output | None", with_attention: bool = False) ->
     if with_attention and result.attention is not None:
         record["source_symbols"] = result.source_symbols
         record["attention"] = [[round(v, 4) for v in row] for row in result.attention.tolist()]
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    return json_line(record, ensure_ascii=False)
 
 
 def alignment(result: "Output", max_size: int = 60):

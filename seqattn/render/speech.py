@@ -12,6 +12,7 @@ from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 
+from seqattn.render.json_line import json_line
 from seqattn.render.safe import printable
 
 if TYPE_CHECKING:  # for type checkers only: rendering needs no torch
@@ -87,7 +88,7 @@ def as_dict(result: "SpeechResult") -> dict:
 
 
 def jsonl(result: "SpeechResult") -> str:
-    return json.dumps(as_dict(result), ensure_ascii=False) + "\n"
+    return json_line(as_dict(result), ensure_ascii=False)
 
 
 # --------------------------------------------------------------------------- frame matrices

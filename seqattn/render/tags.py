@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from rich.text import Text
 
+from seqattn.render.json_line import json_line
 from seqattn.render.safe import printable
 
 # One colour per UPOS tag family, so open-class words stand out from function words.
@@ -55,4 +54,4 @@ def jsonl(words: list[str], tags: list[str], probabilities: list[float], text: s
     obj = {"words": words, "tags": tags, "probabilities": [round(p, 4) for p in probabilities]}
     if text is not None:
         obj["text"] = text
-    return json.dumps(obj, ensure_ascii=False) + "\n"
+    return json_line(obj, ensure_ascii=False)

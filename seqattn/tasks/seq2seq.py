@@ -225,6 +225,8 @@ class LoadedSeq2Seq:
                 found = beam_search(self.model.decoder, memory, BOS, EOS, max_len, beam=beam,
                                     memory_padding=padding, with_attention=with_attention)
             for row, i in enumerate(ids):
+                if not found[row]:  # every score NaN: no prefix ever compares as better than another
+                    raise ModelError(f"{self.path}: the model gave NaN scores; its weights are damaged or too large")
                 best = found[row][0]
                 symbols = self.featurizer.target.decode(best.ids)
                 n_source = int((~padding[row]).sum())

@@ -356,3 +356,30 @@ def test_a_shipped_name_always_means_the_shipped_model(tmp_path, monkeypatch):
 
     assert resolve("en-upos", "tagger")[1] is True
     assert resolve(Path("en-upos"), "tagger") == (Path("en-upos"), False)  # a Path is a path
+
+
+# --------------------------------------------------------------------------- NaN never reaches JSON
+
+
+def _overflowing(weights):
+    """Finite weights (they pass every check) so large that a forward pass overflows to inf and NaN."""
+    for name, tensor in weights.items():
+        if tensor.is_floating_point() and "feature_std" not in name:
+            weights[name] = tensor * 1e30 + 1e30
+
+
+@pytest.mark.parametrize("kind", ["tag", "graph", "speech", "seq2seq"])
+def test_a_nan_output_is_one_error_not_invalid_json(tmp_path, kind):
+    model = build_models(tmp_path / "built")[kind]
+    tensors(_overflowing)(model)
+    (tmp_path / "text.txt").write_text("the fox\n", encoding="utf-8")
+    (tmp_path / "letters.txt").write_text("abc\n", encoding="utf-8")
+    inputs = {"text": tmp_path / "text.txt", "letters": tmp_path / "letters.txt",
+              "graph": make_planetoid(tmp_path / "planetoid", n_words=12)}
+    extra = ["--precision", "fp32"] if kind == "tag" else []
+    proc = seqattn(*_argv(kind, model, inputs), "--format", "jsonl", *extra)
+    for line in proc.stdout.decode().splitlines():
+        json.loads(line, parse_constant=lambda c: pytest.fail(f"{c} in the JSON output"))
+    lines = proc.stderr.decode().splitlines()
+    assert proc.returncode == 2 and len(lines) == 1 and lines[0].startswith("seqattn: error: "), proc.stderr
+    assert "NaN or infinite number, which JSON cannot hold" in lines[0] or "NaN scores" in lines[0], lines[0]
