@@ -281,11 +281,17 @@ def test_train_commands_never_overwrite_without_force(tiny_planetoid, tone_manif
                  ["train", "speech", "--train", tone_manifests[1], "--epochs", "1", "--sequences", "0",
                   "--layers", "1", "--d-model", "16"],
                  ["train", "tagger", "--train", tiny_treebank[0], "--dev", tiny_treebank[1], "--epochs", "1"]):
-        assert_one_line_error(seqattn(*args, "-o", mine), "mine.txt", "--force")
+        assert_one_line_error(seqattn(*args, "-o", mine), "mine.txt", "not a directory")
         assert mine.read_text() == "a file of mine"
-    assert seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", mine, "--force",
+    # --force replaces a model directory only, never a file of the user's (issue 26)
+    assert_one_line_error(seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", mine, "--force",
+                                  "-q"), "mine.txt", "not a directory")
+    assert mine.read_text() == "a file of mine"
+    model = tmp_path / "model"
+    assert seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", model, "-q").returncode == 0
+    assert seqattn("train", "graph", "-d", tiny_planetoid, "--max-epochs", "1", "-o", model, "--force",
                    "-q").returncode == 0
-    assert (mine / "model.safetensors").is_file()
+    assert (model / "model.safetensors").is_file()
 
 
 def test_error_lines_escape_line_breaks_and_terminal_codes(tiny_tagger_dir):
