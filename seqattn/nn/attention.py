@@ -457,6 +457,16 @@ def fused_attention(
     _check_qkv(q, k, v, window)
     bsz, heads, n, d_head = q.shape
     dropout_p = dropout
+    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
+    if window is not None and not needs_grad:
+        # Inference takes the C++ kernel at every length, short sequences included: each query's
+        # result there is a fixed sequence of operations over its own band, padding keys adding
+        # exact zeros, so a sentence gets the same bits alone, in any batch and beside any padding
+        # (the dense SDPA call below, taken by batches padded to N <= block + 2w, and the block
+        # paths round differently; issue 26).  It is also 3-6x faster than that SDPA call there.
+        out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias, dropout)
+        if out is not None:
+            return out
     if window is not None:
         block = block or default_block_size(window, q.device)
     if window is None or n <= block + 2 * window or dense_is_faster(q.device, n, bsz * heads * n * n):
@@ -471,8 +481,8 @@ def fused_attention(
                                              dropout_p=dropout_p)
         return out * allowed.any(-1, keepdim=True).to(out.dtype) if key_padding_mask is not None else out
 
-    needs_grad = torch.is_grad_enabled() and any(t.requires_grad for t in (q, k, v, relative_bias) if t is not None)
-    out = native.banded_attention(q, k, v, window, key_padding_mask, relative_bias, dropout)
+    out = None if not needs_grad else native.banded_attention(q, k, v, window, key_padding_mask, relative_bias,
+                                                              dropout)
     if out is not None:  # the C++ kernel (fp32, AVX-512, built by setup.py), with its backward
         return out
     n_blocks = -(-n // block)

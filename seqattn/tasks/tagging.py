@@ -18,7 +18,7 @@ import torch
 from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model
 from seqattn.models.device import inference_precision, resolve_device, to_device
-from seqattn.models.precision import for_inference
+from seqattn.models.precision import attention_is_batch_invariant, for_inference
 from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
 from seqattn.tasks.batching import length_batches as _length_batches
 from seqattn.readers.conllu import Sentence, read_conllu
@@ -78,6 +78,10 @@ class LoadedTagger:
         A sentence longer than ``max_words`` is tagged in pieces of ``max_words`` words whose
         results are joined (its ``attention`` is then None), so no batch holds more than
         ``max(max_tokens, max_words)`` words whatever the input.
+        A sentence gets the same tags and probabilities whatever it is batched with: bit for bit
+        where the attention kernel runs (``seqattn.models.precision``), else to about 1e-6 in
+        fp32.  With attention the weights come from a second pass (the reference path, which
+        returns them); the tags and probabilities are the fast path's in either case.
         Args:
             max_tokens: padded words per batch (sentences sorted by length fill batches).
         Shapes:
@@ -91,7 +95,8 @@ class LoadedTagger:
             batch_sentences = [sentences[i] for i in batch_ids]
             with torch.inference_mode():
                 batch = to_device(self.featurizer.batch(batch_sentences), self.device)
-                logits, weights = self.model(batch, return_weights=True) if with_attention else (self.model(batch), None)
+                logits = self.model(batch)  # the fast path, so that --attention changes no tag
+                weights = self.model(batch, return_weights=True)[1] if with_attention else None
                 probs = torch.softmax(logits, dim=-1)
                 best, ids = (t.cpu() for t in probs.max(dim=-1))  # (B, N)
                 if with_attention:
@@ -129,15 +134,21 @@ def load_tagger(name_or_path: str | Path = "en-upos", precision: str | None = "f
 
     Args:
         precision: "fp32" (as trained), "int8" (Linear layers quantised; seqattn.models.precision)
-            or None (int8 on the CPU, fp32 on a GPU).
+            or None: int8 on the CPU where the C++ attention kernel runs the model's attention
+            (then a sentence's int8 results are the same bits in any batch), else fp32.
         device: "cpu", "cuda", "cuda:N" or "auto" (seqattn.models.device; int8 is CPU-only).
     Raises:
         ModelError: missing, incomplete, damaged or non-tagger model directory.
         InputError: an unknown precision or device, a GPU torch does not see, or int8 off the CPU.
     """
     place = resolve_device("cpu" if device == "auto" and precision == "int8" else device)
-    precision = inference_precision(precision, place)
+    chosen = inference_precision(precision, place)
     path, meta, cfg, model = read_model(name_or_path, TASK, TaggerConfig, Tagger, "a tagger")
+    if precision is None and not attention_is_batch_invariant(cfg.encoder):
+        # int8 rounds each word's activations, so the last-bit differences of an attention that
+        # depends on the batch would sometimes move a word across a rounding step: fp32 instead
+        chosen = "fp32"
+    precision = chosen
     if not (path / SUBWORDS).is_file():
         raise ModelError(f"{path}: incomplete model directory, {SUBWORDS} is missing")
     subwords = SubwordModel(path / SUBWORDS)
