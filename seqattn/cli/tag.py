@@ -10,8 +10,8 @@ import typer
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
-PRECISION_HELP = ("int8 (Linear layers quantised, faster; accuracy in the model card; the default on the CPU) | "
-                  "fp32 (as trained; the default on a GPU)")
+PRECISION_HELP = ("int8 (Linear layers in int8, faster; accuracy in the model card; the default on a CPU where the "
+                  "C++ attention kernel runs) | fp32 (as trained; the default elsewhere)")
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: word<TAB>UPOS) | conllu | jsonl"
 
 

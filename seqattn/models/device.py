@@ -1,8 +1,8 @@
 """Where a command runs its model: ``--device cpu | cuda | cuda:N | auto``.
 
 The CPU is the default, as in spaCy's CLI (``--gpu-id -1``) and SpeechBrain (``run_opts``):
-the shipped models are a few MB, their int8 precision (``seqattn.models.precision``) is
-torch's CPU-only dynamic quantisation, and starting a CUDA context costs more than tagging a
+the shipped models are a few MB, their int8 precision (``seqattn.models.precision``) runs on
+the CPU only, and starting a CUDA context costs more than tagging a
 page of text.  On a GPU the model runs in fp32; truncated attention runs as one dense SDPA call
 with a band mask up to N = 2048 (``seqattn.nn.attention.dense_is_faster``) and as SDPA per query
 block with the GPU's block sizes beyond (``default_block_size``; both from measurements on an
@@ -64,10 +64,11 @@ def resolve_device(name: str):
 
 def inference_precision(precision: str | None, device) -> str:
     """The precision a model runs at on ``device``: int8 on the CPU and fp32 elsewhere unless given
-    (``load_tagger`` runs ``--device auto --precision int8`` on the CPU, where int8 runs).
+    (``load_tagger`` runs ``--device auto --precision int8`` on the CPU, where int8 runs, and takes
+    fp32 on a CPU where its attention would not be batch-invariant).
 
     Raises:
-        InputError: int8 off the CPU (torch's dynamic quantisation has CPU kernels only), or an
+        InputError: int8 off the CPU (seqattn.models.precision runs it on the CPU only), or an
             unknown precision.
     """
     from seqattn.models.precision import check_precision
@@ -76,7 +77,7 @@ def inference_precision(precision: str | None, device) -> str:
         return "int8" if device.type == "cpu" else "fp32"
     check_precision(precision)
     if precision == "int8" and device.type != "cpu":
-        raise InputError(f"--precision int8 runs on the CPU only (torch's dynamic quantisation); "
+        raise InputError(f"--precision int8 runs on the CPU only (seqattn.models.precision); "
                          f"use --precision fp32 with --device {device}")
     return precision
 
