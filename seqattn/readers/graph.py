@@ -156,7 +156,8 @@ class Graph:
         if lookup is None:
             lookup = self._lookup = {n: i for i, n in enumerate(self.nodes)}
         if node not in lookup:
-            raise InputError(f"{self.source}: no node {node!r} in the graph ({self.n_nodes:,} nodes)")
+            shown = repr(node) if len(node) <= 40 else f"'{node[:40]}...' ({len(node):,} characters)"
+            raise InputError(f"{self.source}: no node {shown} in the graph ({self.n_nodes:,} nodes)")
         return lookup[node]
 
 
@@ -164,12 +165,13 @@ class Graph:
 
 
 def _number(text: str, where: str, what: str = "number") -> float:
+    shown = repr(text) if len(text) <= 40 else f"'{text[:40]}...' ({len(text):,} characters)"
     try:
         value = float(text)
     except ValueError:
-        raise InputError(f"{where}: {text!r} is not a {what}") from None
+        raise InputError(f"{where}: {shown} is not a {what}") from None
     if not math.isfinite(value):
-        raise InputError(f"{where}: {text!r} is not a finite {what}")
+        raise InputError(f"{where}: {shown} is not a finite {what}")
     return value
 
 
