@@ -13,7 +13,7 @@ peak RSS comes from ``os.wait4``'s rusage of that child:
   the words per piece held are then fewer than with short words: the 4 MB run of short words
   holds the most, two 1 MiB pieces of words at once).
 - ``split_sentences`` on ``"Mr. " * n`` (every period an abbreviation's), in-process: seconds
-  per n, linear since issue 26 (quadratic before: 0.37 s at n = 40,000 and ~9 s at 200,000).
+  per n, linear since issue 26 (quadratic before: 0.37 s at n = 40,000, 15.5 s at 200,000).
 
     python benchmarks/bench_memory.py                   # everything (several minutes)
     python benchmarks/bench_memory.py --line-mb 10 --zero-seconds 10
