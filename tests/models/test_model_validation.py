@@ -281,19 +281,24 @@ CHILD = r"""
 import json, resource, sys
 sys.path.insert(0, sys.argv[1])
 from tests.conftest import seqattn
+
+
+def peak_mb():
+    # VmHWM: this process's own peak.  ru_maxrss keeps the peak of the pytest process it was forked
+    # from across exec (Linux folds the old mm's high-water mark into it), 630 MB in a full run.
+    try:
+        kb = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
+    except (OSError, StopIteration):
+        kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024
+
+
 results = {}
 for case_id, argv in json.loads(sys.stdin.read()):
     proc = seqattn(*argv)
     results[case_id] = {"code": proc.returncode, "stderr": proc.stderr.decode("utf-8", "replace"),
-                        "stdout": len(proc.stdout),
-                        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
-# VmHWM: this process's own peak.  ru_maxrss keeps the peak of the pytest process it was forked
-# from across exec (Linux folds the old mm's high-water mark into it), 630 MB in a full run.
-try:
-    peak = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmHWM:"))
-except (OSError, StopIteration):
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-results["peak_rss_mb"] = peak / 1024
+                        "stdout": len(proc.stdout), "peak_rss_mb": peak_mb()}
+results["peak_rss_mb"] = peak_mb()
 print(json.dumps(results))
 """
 
