@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -63,21 +62,6 @@ class NodeClassifierConfig(Config):
         return self.class_names if len(self.class_names) == len(self.classes) else list(self.classes)
 
 
-def normalize_rows(features) -> np.ndarray:
-    """Divide each row by its sum (rows that sum to 0 stay 0), as GCN and GAT preprocess features.
-
-    Shapes:
-        features: (N, F) ndarray or scipy sparse  ->  (N, F) float32 ndarray
-    """
-    import scipy.sparse as sp
-
-    dense = features.toarray() if sp.issparse(features) else np.asarray(features)
-    dense = dense.astype(np.float32, copy=True)
-    sums = dense.sum(axis=1, keepdims=True)
-    np.divide(dense, sums, out=dense, where=sums != 0)
-    return dense
-
-
 def sparse_dropout(x: Tensor, p: float, training: bool) -> Tensor:
     """Dropout on the stored values of a sparse COO tensor (the zeros would stay zero anyway).
 
@@ -88,22 +72,6 @@ def sparse_dropout(x: Tensor, p: float, training: bool) -> Tensor:
         return x
     x = x.coalesce()
     return torch.sparse_coo_tensor(x.indices(), F.dropout(x.values(), p, True), x.shape, check_invariants=False)
-
-
-def features_tensor(features, normalize: bool) -> Tensor:
-    """Node features as the model reads them: sparse COO when most entries are 0, else dense.
-
-    Shapes:
-        features: (N, F) ndarray or scipy sparse  ->  (N, F) float32 tensor
-    """
-    import scipy.sparse as sp
-
-    dense = normalize_rows(features) if normalize else (
-        features.toarray() if sp.issparse(features) else np.asarray(features, dtype=np.float32))
-    tensor = torch.from_numpy(np.ascontiguousarray(dense, dtype=np.float32))
-    if tensor.numel() and (tensor != 0).float().mean() < 0.1:
-        return tensor.to_sparse()
-    return tensor
 
 
 class NodeClassifier(nn.Module):

@@ -130,22 +130,3 @@ def read_molecules(graphs: str | Path, splits: str | Path, split_column: str = "
         raise InputError(f"{graphs}: no training molecules in split column {split_column!r}")
     return out
 
-
-def batch_molecules(molecules: list[Molecule]) -> dict[str, "object"]:
-    """Put molecules into one disconnected graph (the usual way to batch graphs, as PyG does).
-
-    Shapes:
-        -> x (N, ATOM_FEATURES) float32, edge_index (2, E) int64, bond_type (E,) int64,
-           batch (N,) int64 molecule of each atom, y (G,) float32, n_graphs G
-    """
-    import torch
-
-    offsets = np.cumsum([0] + [m.x.shape[0] for m in molecules])
-    return {
-        "x": torch.from_numpy(np.concatenate([m.x for m in molecules])),
-        "edge_index": torch.from_numpy(np.concatenate([m.edge_index + o for m, o in zip(molecules, offsets)], axis=1)),
-        "bond_type": torch.from_numpy(np.concatenate([m.bond_type for m in molecules])),
-        "batch": torch.from_numpy(np.repeat(np.arange(len(molecules)), np.diff(offsets))),
-        "y": torch.tensor([m.y for m in molecules], dtype=torch.float32),
-        "n_graphs": len(molecules),
-    }

@@ -16,7 +16,8 @@ import torch
 import torch.nn.functional as F
 
 from seqattn.errors import InputError
-from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
+from seqattn.featurise.graph import features_tensor
+from seqattn.models.graph import NodeClassifier, NodeClassifierConfig
 from seqattn.models.device import resolve_device
 from seqattn.models.io import read_model
 from seqattn.readers.graph import Graph, read_planetoid

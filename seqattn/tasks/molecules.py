@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from seqattn.errors import InputError
+from seqattn.featurise.graph import batch_molecules
 from seqattn.models.graph import GraphPredictor, GraphPredictorConfig
-from seqattn.readers.molecules import ATOM_FEATURES, Molecule, batch_molecules
+from seqattn.readers.molecules import ATOM_FEATURES, Molecule
 from seqattn.training.engine import FitSettings
 
 

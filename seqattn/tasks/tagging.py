@@ -19,8 +19,9 @@ from seqattn.errors import InputError, ModelError
 from seqattn.models.io import read_model
 from seqattn.models.device import inference_precision, resolve_device, to_device
 from seqattn.models.precision import attention_is_batch_invariant, for_inference
-from seqattn.models.tagger import Featurizer, Tagger, TaggerConfig
-from seqattn.tasks.batching import length_batches as _length_batches
+from seqattn.featurise.batching import length_batches as _length_batches
+from seqattn.featurise.text import Featurizer
+from seqattn.models.tagger import Tagger, TaggerConfig
 from seqattn.readers.conllu import Sentence, read_conllu
 from seqattn.readers.text import MAX_SENTENCE_WORDS
 from seqattn.readers.subwords import SubwordModel, train_subwords

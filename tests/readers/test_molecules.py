@@ -5,7 +5,8 @@ import json
 import pytest
 
 from seqattn.errors import InputError
-from seqattn.readers.molecules import ATOM_FEATURES, ELEMENTS, atom_features, batch_molecules, read_molecules
+from seqattn.featurise.graph import batch_molecules
+from seqattn.readers.molecules import ATOM_FEATURES, ELEMENTS, atom_features, read_molecules
 from tests.conftest import require_shared
 
 ETHANOL = {"row": 0, "valid": True, "atoms": ["C", "C", "O"], "charge": [0, 0, 0], "aromatic": [0, 0, 0],

@@ -61,7 +61,7 @@ def test_words_in_lower_or_mixed_case_read_as_upper_case(en_g2p):
 
 def test_only_a_vocabulary_of_one_case_folds_the_input():
     from seqattn.models.seq2seq import SPECIALS
-    from seqattn.tasks.seq2seq import Symbols
+    from seqattn.featurise.seq2seq import Symbols
 
     def source(kind, symbols):
         return Symbols(kind, SPECIALS + symbols, fold_case=True)
@@ -77,7 +77,8 @@ def test_only_a_vocabulary_of_one_case_folds_the_input():
 def test_a_target_side_of_one_case_scores_outputs_as_written():
     """Folding is for what users type: an output in the wrong case is wrong in every metric."""
     from seqattn.models.seq2seq import SPECIALS
-    from seqattn.tasks.seq2seq import Symbols, score_outputs
+    from seqattn.featurise.seq2seq import Symbols
+    from seqattn.tasks.seq2seq import score_outputs
 
     target = Symbols("chars", SPECIALS + list(" EONTW"))
     result = score_outputs(["two one"], [["TWO ONE"]], target)

@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from seqattn.errors import InputError
-from seqattn.models.graph import NodeClassifier, NodeClassifierConfig, features_tensor
+from seqattn.featurise.graph import features_tensor
+from seqattn.models.graph import NodeClassifier, NodeClassifierConfig
 from seqattn.readers.graph import read_planetoid
 from seqattn.tasks.graph import (
     NodeOptions, NodeTask, consistency_loss, evaluate_node_classifier, load_node_classifier, node_settings,

@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from seqattn.featurise.seq2seq import Symbols, frame_features
 from seqattn.readers.pairs import Pair, read_pairs
 from seqattn.tasks.scoring import edit_distance
-from seqattn.tasks.seq2seq import (Symbols, evaluate_seq2seq, frame_features, group_references, load_seq2seq,
-                                   score_outputs)
+from seqattn.tasks.seq2seq import evaluate_seq2seq, group_references, load_seq2seq, score_outputs
 from tests.seq2seq_helpers import reverse_pairs, trained_reverser, write_pairs
 
 
