@@ -146,7 +146,7 @@ def test_sentencepiece_sides_train_save_and_score_bleu(tmp_path):
 
 def test_init_starts_from_a_trained_model_with_its_vocabularies_and_weights(tmp_path):
     from seqattn.errors import InputError
-    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
+    from seqattn.tasks.seq2seq import seq2seq_settings, train_seq2seq
 
     start = trained_reverser(tmp_path)
     pairs = read_pairs(write_pairs(tmp_path / "more.tsv", reverse_pairs(50, 3)))
@@ -183,7 +183,7 @@ def test_weight_average_is_the_mean_of_the_last_epochs_and_survives_a_checkpoint
 
 
 def test_average_last_scores_the_mean_weights_on_dev_and_keeps_the_better(tmp_path):
-    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
+    from seqattn.tasks.seq2seq import seq2seq_settings, train_seq2seq
     from tests.seq2seq_helpers import tiny_seq2seq_config
 
     train = read_pairs(write_pairs(tmp_path / "train.tsv", reverse_pairs(300, 0)))
@@ -201,7 +201,7 @@ def test_average_last_scores_the_mean_weights_on_dev_and_keeps_the_better(tmp_pa
 def test_interrupted_and_resumed_run_reaches_the_same_weights_and_average(tmp_path):
     """A run killed after epoch 2 and resumed from its checkpoint ends on the same model, byte for
     byte, as an uninterrupted one, including the running sum of checkpoint averaging."""
-    from seqattn.tasks.seq2seq import Seq2SeqOptions, seq2seq_settings, train_seq2seq
+    from seqattn.tasks.seq2seq import seq2seq_settings, train_seq2seq
     from seqattn.training.engine import Callbacks
     from tests.conftest import Killed, kill_at
     from tests.seq2seq_helpers import tiny_seq2seq_config

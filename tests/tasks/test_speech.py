@@ -1,7 +1,6 @@
 """Speech as a library: chunked = whole-clip inference, decoders, manifests, a tiny trained model."""
 
 import json
-import random
 
 import numpy as np
 import pytest

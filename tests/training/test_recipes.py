@@ -4,8 +4,6 @@ architecture and settings that are in the shipped model's config.json."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
-
 import pytest
 
 from tests.conftest import ROOT
