@@ -31,7 +31,6 @@ from __future__ import annotations
 import csv
 import json
 import math
-import os
 import re
 from array import array
 from dataclasses import dataclass, field, fields
@@ -81,16 +80,10 @@ class GraphLimits:
         Raises:
             InputError: a variable that is not a positive integer.
         """
-        values = {}
-        for f in fields(cls):
-            name = cls.ENV[f.name]
-            text = os.environ.get(name)
-            if text is None:
-                continue
-            if not text.strip().isdecimal() or len(text.strip()) > 18 or int(text) < 1:
-                raise InputError(f"{name}={text!r} must be a positive integer")
-            values[f.name] = int(text)
-        return cls(**values)
+        from seqattn.readers.limits import env_positive_int
+
+        values = {f.name: env_positive_int(cls.ENV[f.name], None) for f in fields(cls)}
+        return cls(**{name: value for name, value in values.items() if value is not None})
 
     def refuse(self, source: object, what: str, name: str) -> InputError:
         """The error for ``source`` holding more ``what`` than limit ``name`` allows."""

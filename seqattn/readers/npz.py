@@ -18,14 +18,9 @@ def max_npz_bytes() -> int:
     Raises:
         InputError: the variable is not a positive integer.
     """
-    import os
+    from seqattn.readers.limits import env_positive_int
 
-    text = os.environ.get(MAX_NPZ_BYTES_ENV)
-    if text is None:
-        return DEFAULT_MAX_NPZ_BYTES
-    if not text.strip().isdecimal() or len(text.strip()) > 18 or int(text) < 1:
-        raise InputError(f"{MAX_NPZ_BYTES_ENV}={text!r} must be a positive integer")
-    return int(text)
+    return env_positive_int(MAX_NPZ_BYTES_ENV, DEFAULT_MAX_NPZ_BYTES)
 
 
 def _declared_bytes(path: Path) -> int:
