@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -90,7 +91,7 @@ def train_command(func, task: str):
         if nproc is not None:
             if not 1 <= nproc <= 1024:
                 raise InputError(f"--nproc must be between 1 and 1024, got {nproc}")
-            if nproc > 1 and "WORLD_SIZE" not in __import__("os").environ:
+            if nproc > 1 and "WORLD_SIZE" not in os.environ:
                 return _under_torchrun(task, nproc, kwargs, options)
         return func(**kwargs)
 
@@ -100,7 +101,6 @@ def train_command(func, task: str):
 
 def _under_torchrun(task: str, nproc: int, values: dict, options: dict) -> None:
     """Run ``seqattn train TASK`` with the same option values under torchrun; exit with its code."""
-    import os
     import subprocess
     import sys
 
@@ -200,8 +200,6 @@ def annotations_of(func) -> dict:
 
 def is_main_process() -> bool:
     """False on the ranks above 0 of a torchrun job (they neither print nor write)."""
-    import os
-
     return os.environ.get("RANK", "0") == "0"
 
 
