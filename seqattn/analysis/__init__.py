@@ -1,0 +1,1 @@
+"""Analyses of trained models' attention (plain tensors in, plain tensors out; no CLI, no printing)."""
