@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from seqattn.cli.attention_options import head_option, kind_option, layer_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -24,9 +25,9 @@ def tag_cli(
                                           "(one sentence per line, words separated by spaces) | conllu"),
     attention: bool = typer.Option(False, "--attention", help="Draw each sentence's attention weights "
                                                               "(pretty) or add them to each object (jsonl)."),
-    layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
-    head: Optional[int] = typer.Option(None, "--head", help="Head to show (0-based); default: mean over heads.",
-                                       show_default=False),
+    layer: str = layer_option(),
+    head: Optional[str] = head_option(),
+    attention_kind: str = kind_option(),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP, show_default=False),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="Read a longer line in pieces "
@@ -59,6 +60,9 @@ def tag_cli(
     check_max_line_bytes(max_line_bytes)
     if attention and fmt not in ("pretty", "jsonl"):
         raise InputError(f"--attention draws with --format pretty or adds weights with jsonl, not {fmt}")
+    from seqattn.cli.attention_options import parse_request
+
+    request = parse_request(layer, head, attention_kind)
     if file is None:
         if sys.stdin.isatty():
             raise InputError("no input: give a FILE, or '-' and pipe text into seqattn tag")
@@ -69,11 +73,7 @@ def tag_cli(
 
     with open_text(file, max_line_bytes) as lines:  # first, so a missing file is reported before the model loads
         tagger = load_tagger(model, precision, device)
-        n_layers, n_heads = tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads
-        if not -n_layers <= layer < n_layers:
-            raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
-        if head is not None and not 0 <= head < n_heads:
-            raise InputError(f"--head {head} is outside the model's {n_heads} heads (0..{n_heads - 1})")
+        selection = request.resolve(tagger.model.cfg.encoder.n_layers, tagger.model.cfg.encoder.n_heads)
         out = console() if fmt == "pretty" else None
         items = iter_items(lines, input_format, tagger.max_words, warn=lambda message: say(message, quiet))
         new_paragraph = False
@@ -92,14 +92,11 @@ def tag_cli(
             if since_trim >= TRIM_EVERY_WORDS:
                 trim_heap()
                 since_trim = 0
-            weights = _attention_matrix(result.attention, layer, head, tagger.window) if attention else None
+            weights = _attention_maps(result.attention, selection, tagger.window) if attention else None
             if fmt == "pretty":
                 out.print(render.pretty(result.words, result.tags))
                 if weights is not None:
-                    from seqattn.render.heatmap import heatmap
-
-                    title = f"attention, layer {layer % n_layers}, " + ("mean of heads" if head is None else f"head {head}")
-                    out.print(heatmap(weights, result.words, result.words, title))
+                    out.print(render.attention(result.words, weights, f"attention, {selection.grid_title}"))
                     out.print()
             elif fmt == "tsv":
                 write(render.tsv(result.words, result.tags))
@@ -113,21 +110,20 @@ def tag_cli(
                     from seqattn.render.json_line import json_line
 
                     obj = json.loads(line)
-                    obj["attention"] = [[round(v, 4) for v in row] for row in weights]
+                    obj["attention"] = render.attention_json(weights, selection.panels, selection.kind)
                     line = json_line(obj, ensure_ascii=False)
                 write(line)
             new_paragraph = False
 
 
-def _attention_matrix(per_layer, layer: int, head: int | None, window: int | None) -> list[list[float]]:
-    """(N, N) weights of one layer, one head or the mean of heads, as nested lists."""
-    from seqattn.nn.attention import band_to_dense
+def _attention_maps(per_layer, selection, window: int | None) -> list[tuple[str, list[list[float]]]]:
+    """(title, (N, N) weights as nested lists) for each panel of ``selection``
+    (seqattn.cli.attention_options): one head, the mean of heads, or the rollout through a layer."""
+    from seqattn.analysis.maps import attention_maps
 
-    weights = per_layer[layer]  # (H, N, N) full, or (H, N, 2w + 1) band layout when truncated
-    if window is not None:
-        weights = band_to_dense(weights, window)
-    chosen = weights.mean(0) if head is None else weights[head]
-    return chosen.tolist()
+    maps = attention_maps(per_layer, [(p.layer, p.head) for p in selection.panels], window, selection.kind)
+    return [(f"attention, {p.title}" if selection.single else p.short, m.tolist())
+            for p, m in zip(selection.panels, maps)]
 
 
 def evaluate_tagger_cli(

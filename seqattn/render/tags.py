@@ -55,3 +55,31 @@ def jsonl(words: list[str], tags: list[str], probabilities: list[float], text: s
     if text is not None:
         obj["text"] = text
     return json_line(obj, ensure_ascii=False)
+
+
+def attention(words: list[str], maps: list[tuple[str, list[list[float]]]], grid_title: str = ""):
+    """A sentence's attention: one map (word x word), or a grid of small maps (a panel per layer
+    or head) on one scale.  Rows and columns are the words, numbered; the legend names them.
+
+    Shapes:
+        maps: (title, (N, N) weights) each, N = len(words).
+    """
+    from seqattn.render.heatmap import Heatmap, HeatmapGrid
+
+    rows = [f"{i} {word}" for i, word in enumerate(words)]
+    if len(maps) == 1:
+        title, matrix = maps[0]
+        return Heatmap(matrix, rows, words, title)
+    return HeatmapGrid(maps, rows, words, grid_title)
+
+
+def attention_json(maps: list[tuple[str, list[list[float]]]], panels, kind: str):
+    """The "attention" of a jsonl line: the (N, N) weights of one map as before; with several
+    maps (``--layer all``, ``--head all``) a list of {"layer", "head", "kind", "weights"}
+    (head null: the mean over heads).  ``panels`` have ``.layer`` and ``.head``."""
+    def rounded(matrix):
+        return [[round(v, 4) for v in row] for row in matrix]
+
+    if len(maps) == 1:
+        return rounded(maps[0][1])
+    return [{"layer": p.layer, "head": p.head, "kind": kind, "weights": rounded(m)} for p, (_, m) in zip(panels, maps)]
