@@ -7,9 +7,13 @@ from typing import Optional
 
 import typer
 
+from seqattn.cli.attention_options import head_option, kind_option, layer_option
 from seqattn.models.device import DEVICE_HELP
 
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: node<TAB>class<TAB>probability) | jsonl"
+NO_ROLLOUT = ("--attention-kind rollout is not offered for graph: a GAT layer has no residual connection for "
+              "rollout's 0.5 I to stand for, and a node's rollout row spans its whole L-hop neighbourhood "
+              "(docs/attention.md); use --attention-kind raw")
 GRAPH_HELP = ("A Planetoid-layout directory (features.npz, labels.txt, edges.txt, *_idx.txt) or a graph file: "
               "edge list (.tsv/.txt/.csv: source target [weight]), node-link .json, .graphml or .gml.")
 
@@ -26,11 +30,15 @@ def graph_cli(
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMATS_HELP, show_default=False),
     attention: Optional[str] = typer.Option(None, "--attention", help="Show this node's neighbours and the "
                                             "weight each layer's heads give them.", show_default=False),
+    layer: str = layer_option("all"),
+    head: Optional[str] = head_option("all"),
+    attention_kind: str = kind_option(),
     directed: bool = typer.Option(False, "--directed", help="Read an edge list as directed (a b: a -> b)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
 ) -> None:
     """Classify every node of a graph with self-attention along its edges (shipped model: cora)."""
+    from seqattn.cli.attention_options import parse_request
     from contextlib import ExitStack
 
     from seqattn.cli.common import GRAPH_STDIN_MAX_BYTES, STDIN_NAME, choose_format, say, stdin_as_file, wants_stdin
@@ -42,6 +50,7 @@ def graph_cli(
     check_device(device)
     if input_format is not None and input_format not in FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
+    request = parse_request(layer, head, attention_kind, rollout_refusal=NO_ROLLOUT)
     with ExitStack() as stack:  # first: bad input before the model loads
         if wants_stdin(graph):
             path = stack.enter_context(stdin_as_file(max_bytes=GRAPH_STDIN_MAX_BYTES))
@@ -53,6 +62,7 @@ def graph_cli(
     from seqattn.tasks.graph import load_node_classifier
 
     classifier = load_node_classifier(model, device)
+    columns = _attention_columns(request, classifier.cfg) if node is not None else None
     result = classifier.predict(data, with_attention=node is not None)
     if data.self_loops_dropped or data.duplicates_dropped:  # after any error: an error is one line alone
         from seqattn.render.safe import printable
@@ -60,7 +70,7 @@ def graph_cli(
         say(f"{printable(data.source)}: dropped {data.self_loops_dropped:,} self-loops and "
             f"{data.duplicates_dropped:,} duplicate edges (every node attends to itself once)", quiet)
     if node is not None:
-        _show_attention(data, result, classifier, node, fmt)
+        _show_attention(data, result, classifier, node, fmt, columns)
     else:
         _show_classes(data, result, classifier.cfg, fmt)
 
@@ -99,8 +109,29 @@ def _show_classes(data, result, cfg, fmt: str) -> None:
         console().print(table)
 
 
-def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
-    """The edges into ``node`` (its neighbours and itself) with every layer's and head's weight."""
+def _attention_columns(request, cfg) -> list[tuple[int, int | None]]:
+    """(layer, head; None for the mean of heads) of each weight column that --layer and --head ask for.
+
+    The output layer of a GAT has its own number of heads (``out_heads``); a head it lacks is
+    left out of ``--layer all``.
+    Raises:
+        InputError: a layer or head the model lacks (seqattn.cli.attention_options).
+    """
+    from seqattn.errors import InputError
+
+    heads = [cfg.n_heads] * (cfg.n_layers - 1) + [cfg.out_heads]
+    selection = request.resolve(cfg.n_layers, max(heads))
+    columns = [(p.layer, p.head) for p in selection.panels if p.head is None or p.head < heads[p.layer]]
+    if not columns:
+        layer = selection.panels[0].layer
+        raise InputError(f"--head {request.head} is outside layer {layer}'s {heads[layer]} head(s) "
+                         f"(0..{heads[layer] - 1}, mean or all)")
+    return columns
+
+
+def _show_attention(data, result, classifier, node: int, fmt: str, columns: list[tuple[int, int | None]]) -> None:
+    """The edges into ``node`` (its neighbours and itself) with the weight of each (layer, head) in
+    ``columns`` (head None: the mean of the layer's heads); jsonl keeps every layer and head."""
     from seqattn.cli.common import console, write
     from seqattn.render.json_line import json_line
 
@@ -109,38 +140,32 @@ def _show_attention(data, result, classifier, node: int, fmt: str) -> None:
     per_layer = [w[into] for w in result.attention]  # L x (neighbours, heads)
     order = sorted(range(len(sources)), key=lambda r: -float(per_layer[0][r].mean()))
     name = data.nodes[node]
+
+    def weight(r: int, layer: int, head: int | None) -> float:
+        w = per_layer[layer][r]
+        return float(w.mean() if head is None else w[head])
+
     if fmt == "tsv":
-        write("".join(f"{name}\t{data.nodes[sources[r]]}\t{layer}\t{head}\t{float(w[r, head]):.4f}\n"
-                      for r in order for layer, w in enumerate(per_layer) for head in range(w.shape[1])))
+        write("".join(f"{name}\t{data.nodes[sources[r]]}\t{layer}\t{'mean' if head is None else head}\t"
+                      f"{weight(r, layer, head):.4f}\n" for r in order for layer, head in columns))
     elif fmt == "jsonl":
         write("".join(json_line({"node": name, "neighbour": data.nodes[sources[r]],
                                  "class": result.classes[sources[r]],
                                  "weights": [[round(float(v), 4) for v in w[r]] for w in per_layer]},
                                 ensure_ascii=False) for r in order))
     else:
-        from rich import box
-        from rich.table import Table
-        from rich.text import Text
+        from seqattn.render.graph import neighbour_table
 
-        from seqattn.render.safe import printable
-
-        table = Table(title=Text(printable(f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); "
-                                           f"attention over its {len(sources) - 1} neighbours and itself")),
-                      title_justify="left",
-                      box=box.SIMPLE_HEAD, padding=(0, 1), show_edge=False)
-        table.add_column("neighbour", no_wrap=True)
-        table.add_column("class", no_wrap=True)
-        for layer, w in enumerate(per_layer):
-            for head in range(w.shape[1]):
-                table.add_column(f"L{layer}h{head}", justify="right", no_wrap=True)
-        for r in order:
-            label = printable(data.nodes[sources[r]]) + (" (self)" if sources[r] == node else "")
-            table.add_row(Text(label), Text(printable(result.classes[sources[r]])),
-                          *(f"{float(w[r, h]):.3f}" for w in per_layer for h in range(w.shape[1])))
-        table.caption = ("L<layer>h<head>: each column sums to 1 (a softmax over the node's incoming edges); "
-                         "rows by layer-0 mean weight")
-        table.caption_justify = "left"
-        console().print(table)
+        out = console()
+        rows = [(str(data.nodes[sources[r]]) + (" (self)" if sources[r] == node else ""), result.classes[sources[r]],
+                 [weight(r, layer, head) for layer, head in columns]) for r in order]
+        names = [f"L{layer}" + ("mean" if head is None else f"h{head}") for layer, head in columns]
+        title = (f"node {name}: {result.classes[node]} ({result.probabilities[node]:.3f}); "
+                 f"attention over its {len(sources) - 1} neighbours and itself")
+        caption = ("L<layer>h<head>: each column sums to 1 (a softmax over the node's incoming edges; L<layer>mean: "
+                   "the mean of the layer's heads); rows by layer-0 mean weight")
+        for line in neighbour_table(title, rows, names, caption, width=out.width):
+            out.print(line)
 
 
 def evaluate_graph_cli(
