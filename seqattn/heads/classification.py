@@ -88,3 +88,40 @@ class PoolingAccumulator:
         if self.total is None:
             raise ValueError("nothing was pooled")
         return self.weighted / self.total
+
+
+class MultiHeadPoolingHead(nn.Module):
+    """Multi-head attention pooling (Lin et al. 2017, "A Structured Self-attentive Sentence
+    Embedding"), then an MLP classifier.
+
+    Each of the r heads scores every position, A = softmax_N(W_2 tanh(W_1 h^T)) (r x N; each row
+    sums to 1 over the sequence's positions), pools its own summary M_r = A_r H, and the
+    concatenated summaries [M_1; ...; M_r] go through an MLP.  This is the N -> 1 case of the
+    lecture: one vector for the whole sequence is itself an attention output, with one learned
+    query per head; ``forward(..., return_weights=True)`` hands A to the visualiser.
+
+    Args:
+        d_model: size of the position vectors.
+        n_classes: outputs.
+        n_heads: pooling heads r.
+        d_hidden: hidden size of the scorer and of the MLP.
+        dropout: dropout before each linear layer of the MLP.
+    Shapes:
+        h: (B, N, d_model), padding: (B, N) bool (True = padding)
+        ->  logits (B, n_classes) [, weights (B, r, N), rows summing to 1]
+    """
+
+    def __init__(self, d_model: int, n_classes: int, n_heads: int = 4, d_hidden: int = 256, dropout: float = 0.0):
+        super().__init__()
+        self.score = nn.Sequential(nn.Linear(d_model, d_hidden), nn.Tanh(), nn.Linear(d_hidden, n_heads, bias=False))
+        self.mlp = nn.Sequential(nn.Dropout(dropout), nn.Linear(n_heads * d_model, d_hidden), nn.GELU(),
+                                 nn.Dropout(dropout), nn.Linear(d_hidden, n_classes))
+
+    def forward(self, h: Tensor, padding: Tensor | None = None, return_weights: bool = False):
+        s = self.score(h).transpose(1, 2)  # (B, r, N)
+        if padding is not None:
+            s = s.masked_fill(padding[:, None, :], MASK_VALUE)
+        weights = torch.softmax(s, dim=-1)  # (B, r, N)
+        pooled = torch.einsum("brn,bnd->brd", weights, h).flatten(1)  # (B, r * d)
+        logits = self.mlp(pooled)
+        return (logits, weights) if return_weights else logits

@@ -96,27 +96,24 @@ class CharCNN(nn.Module):
         return torch.relu(h.max(dim=2).values)
 
 
-class Tagger(nn.Module):
-    """Word features -> truncated self-attention encoder -> a tag per word.
+class WordFeatures(nn.Module):
+    """The word vector x_i of the module docstring, shared by the tagger and the sentence classifier.
 
+    ``_build_features`` adds the submodules (their names are the keys of shipped weights);
+    ``features`` computes the vectors.
     Shapes (a batch of B sentences, N words at most, U distinct words; see ``seqattn.featurise.text.Featurizer.batch``):
         words, slots: (B, N) int64, chars: (U + 1, C) int64, pieces: (P,) int64,
-        piece_offsets: (U + 1,) int64, padding: (B, N) bool
-        ->  logits (B, N, n_tags) [, attention weights per layer]
+        piece_offsets: (U + 1,) int64  ->  (B, N, d_model)
     """
 
-    def __init__(self, cfg: TaggerConfig):
-        super().__init__()
-        self.cfg = cfg
+    def _build_features(self, cfg: TaggerConfig) -> None:
         self.word_embed = nn.Embedding(len(cfg.words), cfg.word_dim, padding_idx=PAD)
         self.char_cnn = CharCNN(len(cfg.chars), cfg.char_dim, cfg.char_filters, cfg.char_kernel)
         self.piece_embed = nn.EmbeddingBag(cfg.subword_vocab_size, cfg.subword_dim, mode="mean")
         self.project = nn.Linear(cfg.word_dim + cfg.char_filters + cfg.subword_dim, cfg.encoder.d_model)
         self.input_drop = nn.Dropout(cfg.encoder.dropout)
-        self.encoder = Encoder(cfg.encoder)
-        self.head = TaggingHead(cfg.encoder.d_model, len(cfg.tags))
 
-    def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
+    def features(self, batch: dict[str, Tensor]) -> Tensor:
         slots = batch["slots"]
         # Rows gathered with F.embedding, not x[slots]: the backward of advanced indexing adds a
         # non-contiguous gradient in a thread-dependent order on the CPU (weights differed in the
@@ -124,7 +121,25 @@ class Tagger(nn.Module):
         chars = F.embedding(slots, self.char_cnn(batch["chars"]))  # (U + 1, filters) -> (B, N, filters)
         pieces = F.embedding(slots, self.piece_embed(batch["pieces"], batch["piece_offsets"]))  # (B, N, subword_dim)
         x = torch.cat([self.word_embed(batch["words"]), chars, pieces], dim=-1)  # (B, N, word+char+subword)
-        x = self.input_drop(self.project(x))  # (B, N, d_model)
+        return self.input_drop(self.project(x))  # (B, N, d_model)
+
+
+class Tagger(WordFeatures):
+    """Word features -> truncated self-attention encoder -> a tag per word.
+
+    Shapes (see ``WordFeatures``; padding: (B, N) bool):
+        batch  ->  logits (B, N, n_tags) [, attention weights per layer]
+    """
+
+    def __init__(self, cfg: TaggerConfig):
+        super().__init__()
+        self.cfg = cfg
+        self._build_features(cfg)
+        self.encoder = Encoder(cfg.encoder)
+        self.head = TaggingHead(cfg.encoder.d_model, len(cfg.tags))
+
+    def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
+        x = self.features(batch)  # (B, N, d_model)
         if return_weights:
             h, weights = self.encoder(x, batch["padding"], return_weights=True)
             return self.head(h), weights
