@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from seqattn.cli.attention_options import head_option, kind_option, layer_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -48,6 +49,12 @@ def seq2seq_cli(
     format: Optional[str] = typer.Option(None, "--format", "-f", help=FORMATS_HELP, show_default=False),
     attention: bool = typer.Option(False, "--attention", help="Draw the encoder-decoder attention (source "
                                    "symbols x output symbols) of each input: the alignment."),
+    attention_type: str = typer.Option("cross", "--attention-type", help="Which attention --attention draws: "
+                                       "cross (encoder-decoder, the alignment) | encoder (the encoder's "
+                                       "self-attention) | decoder (the decoder's masked self-attention)."),
+    layer: str = layer_option(),
+    head: Optional[str] = head_option(),
+    attention_kind: str = kind_option(),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="A longer input line is "
                                        "refused (an error on stderr, an empty output row), read in pieces of this "
@@ -74,6 +81,7 @@ def seq2seq_cli(
     if attention and fmt == "tsv":
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
     check_max_line_bytes(max_line_bytes)
+    request = _attention_request(attention_type, layer, head, attention_kind)
     from seqattn.cli.common import wants_stdin
 
     if wants_stdin(file):  # no FILE and stdin a terminal: say so instead of waiting (as tag does)
@@ -88,6 +96,10 @@ def seq2seq_cli(
     from seqattn.tasks.seq2seq import load_seq2seq
 
     loaded = load_seq2seq(model, device)
+    part = loaded.cfg.encoder if attention_type == "encoder" else loaded.cfg.decoder
+    selection = request.resolve(part.n_layers, part.n_heads)
+    # The beam search keeps the alignment (last layer, mean of heads); anything else takes one more pass.
+    with_maps = attention and (fmt == "pretty" or _asks_more(attention_type, selection))
     out = console() if fmt == "pretty" else None
 
     def emit(inputs: list[str], outputs: list) -> None:
@@ -95,15 +107,26 @@ def seq2seq_cli(
             if fmt == "pretty":
                 out.print(render.pretty(text, result), soft_wrap=True)
                 if attention and result is not None:
-                    out.print(render.alignment(result))
+                    out.print(render.attention_view(result, attention_type, *_attention_maps(result, attention_type,
+                                                                                              selection)))
             elif fmt == "tsv":
                 write(render.tsv(text, result))
+            elif with_maps and result is not None:
+                import json
+
+                from seqattn.render.json_line import attention_json, json_line
+
+                record = json.loads(render.jsonl(text, result, True))
+                record["attention_type"] = attention_type
+                record["attention"] = attention_json(_attention_maps(result, attention_type, selection)[0],
+                                                     selection.panels, selection.kind)
+                write(json_line(record, ensure_ascii=False))
             else:
                 write(render.jsonl(text, result, attention))
 
     if batches is not None:
         for inputs, sources in batches:
-            emit(inputs, loaded.decode(sources, beam=beam, with_attention=attention))
+            emit(inputs, loaded.decode(sources, beam=beam, with_attention=attention, with_maps=with_maps))
         return
     import itertools
 
@@ -131,7 +154,8 @@ def seq2seq_cli(
                     say(printable(f"{name}:{number}: {len(unknown)} symbol{'s' if len(unknown) > 1 else ''} the model "
                                   f"does not know, read as <unk>: {' '.join(map(repr, unknown[:10]))}"), quiet)
             texts = [t.strip() for t in pending if t.strip()]
-            decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention) if texts else [])
+            decoded = iter(loaded.decode(texts, beam=beam, with_attention=attention, with_maps=with_maps)
+                           if texts else [])
             emit(pending, [next(decoded) if t.strip() else None for t in pending])
             pending.clear()
             refusals.clear()
@@ -157,6 +181,45 @@ def seq2seq_cli(
         flush()
     if refused:
         raise InputError(f"{refused:,} input line{'s were' if refused > 1 else ' was'} refused (see above)")
+
+
+def _attention_request(attention_type: str, layer: str, head, kind: str):
+    """--attention-type, --layer, --head and --attention-kind, checked before anything is read.
+
+    Raises:
+        InputError: an unknown type, a bad value (seqattn.cli.attention_options), or rollout of
+            other than the encoder.
+    """
+    from seqattn.cli.attention_options import parse_request
+    from seqattn.errors import InputError
+    from seqattn.render.seq2seq import ATTENTION_TYPES
+
+    if attention_type not in ATTENTION_TYPES:
+        raise InputError(f"unknown --attention-type {attention_type!r}; expected one of {', '.join(ATTENTION_TYPES)}")
+    refusal = None if attention_type == "encoder" else (
+        f"--attention-kind rollout follows the encoder's self-attention (--attention-type encoder); the "
+        f"{attention_type} attention also mixes in the {'encoder' if attention_type == 'cross' else 'cross attention'}"
+        f"'s output, which rollout does not follow")
+    return parse_request(layer, head, kind, rollout_refusal=refusal)
+
+
+def _asks_more(attention_type: str, selection) -> bool:
+    """True unless the selection is the alignment the beam search keeps (cross, last layer, mean)."""
+    panel = selection.panels[0]
+    return not (attention_type == "cross" and selection.single and selection.kind == "raw" and panel.head is None
+                and panel.layer == selection.n_layers - 1)
+
+
+def _attention_maps(result, attention_type: str, selection) -> tuple[list, str]:
+    """((title, weights as nested lists) per panel of ``selection``, the grid's title) of ``result.maps``."""
+    from seqattn.analysis.maps import attention_maps
+
+    maps = result.maps
+    window = maps.window if attention_type == "encoder" else None
+    chosen = attention_maps(getattr(maps, attention_type), [(p.layer, p.head) for p in selection.panels], window,
+                            selection.kind)
+    return ([(p.title if selection.single else p.short, m.tolist()) for p, m in zip(selection.panels, chosen)],
+            selection.grid_title)
 
 
 MAX_SOURCE_SYMBOLS = 512  # the longest source `seqattn seq2seq` decodes (en-g2p: letters of one word)

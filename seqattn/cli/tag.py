@@ -107,10 +107,10 @@ def tag_cli(
                 if weights is not None:
                     import json
 
-                    from seqattn.render.json_line import json_line
+                    from seqattn.render.json_line import attention_json, json_line
 
                     obj = json.loads(line)
-                    obj["attention"] = render.attention_json(weights, selection.panels, selection.kind)
+                    obj["attention"] = attention_json(weights, selection.panels, selection.kind)
                     line = json_line(obj, ensure_ascii=False)
                 write(line)
             new_paragraph = False

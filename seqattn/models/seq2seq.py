@@ -135,16 +135,20 @@ class Seq2Seq(nn.Module):
         if cfg.ctc_weight > 0:  # PAD (id 0) doubles as the CTC blank: targets never contain it
             self.ctc = CTCHead(d, len(cfg.target_symbols) - 1)
 
-    def encode(self, source: Tensor, source_padding: Tensor) -> tuple[Tensor, Tensor]:
+    def encode(self, source: Tensor, source_padding: Tensor, return_weights: bool = False):
         """Encoder output and its padding mask (shorter than the input for strided frames).
 
         Shapes:
-            -> memory (B, S', d), memory_padding (B, S') bool
+            -> memory (B, S', d), memory_padding (B, S') bool [, with ``return_weights`` the
+               encoder's self-attention weights, L x (B, H, S', S') (band layout with a window)]
         """
         if self.cfg.source == "frames":
             x, source_padding = self.frames(source, source_padding)
         else:
             x = self.source_embed(source) * math.sqrt(self.cfg.encoder.d_model)
+        if return_weights:
+            memory, weights = self.encoder(x, source_padding, return_weights=True)
+            return memory, source_padding, weights
         return self.encoder(x, source_padding), source_padding
 
     def forward(self, source: Tensor, source_padding: Tensor, targets: Tensor,

@@ -105,14 +105,19 @@ class DecoderBlock(nn.Module):
         self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, x: Tensor, memory_kv: tuple[Tensor, Tensor], memory_allowed: Tensor,
-                self_allowed: Tensor, cache: dict | None = None) -> tuple[Tensor, Tensor]:
+                self_allowed: Tensor, cache: dict | None = None,
+                self_weights: list | None = None) -> tuple[Tensor, Tensor]:
+        """-> (x, cross weights); the masked self-attention weights are appended to ``self_weights``
+        when a list is given (the attention view; (B, H, T, T) in teacher forcing)."""
         h = self.norm_self(x)
         k, v = self.self_attn.keys_values(h)
         if cache is not None:  # incremental: prepend the keys/values of earlier positions
             if "k" in cache:
                 k, v = torch.cat([cache["k"], k], dim=2), torch.cat([cache["v"], v], dim=2)
             cache["k"], cache["v"] = k, v
-        out, _ = self.self_attn.attend(h, k, v, self_allowed)
+        out, weights = self.self_attn.attend(h, k, v, self_allowed)
+        if self_weights is not None:
+            self_weights.append(weights)
         x = x + self.drop(out)
         out, cross_weights = self.cross_attn.attend(self.norm_cross(x), *memory_kv, memory_allowed)
         x = x + self.drop(out)
@@ -172,6 +177,25 @@ class Decoder(nn.Module):
         for block, kv in zip(self.blocks, self.memory(memory)):
             x, weights = block(x, kv, allowed_memory, allowed_self)
         return self.proj(self.norm(x)), weights
+
+    def attention_weights(self, targets: Tensor, memory: Tensor,
+                          memory_padding: Tensor | None = None) -> tuple[list[Tensor], list[Tensor]]:
+        """Every layer's masked self-attention and encoder-decoder attention weights, by teacher
+        forcing ``targets`` (BOS + the output's ids): row t is the query that predicts output t.
+        Equal to what incremental decoding computes (cached decoding equals uncached decoding).
+
+        Shapes:
+            targets: (B, T), memory: (B, S, d)  ->  L x (B, H, T, T) self, L x (B, H, T, S) cross
+        """
+        allowed_self = causal_mask(targets.shape[1], device=targets.device)[None, None]  # (1, 1, T, T)
+        allowed_memory = _memory_allowed(memory, memory_padding)
+        x = self._embed(targets, 0)
+        self_weights: list[Tensor] = []
+        cross_weights: list[Tensor] = []
+        for block, kv in zip(self.blocks, self.memory(memory)):
+            x, weights = block(x, kv, allowed_memory, allowed_self, self_weights=self_weights)
+            cross_weights.append(weights)
+        return self_weights, cross_weights
 
     def step(self, last: Tensor, memory_kv: list, allowed_memory: Tensor, caches: list[dict],
              position: int) -> tuple[Tensor, Tensor]:

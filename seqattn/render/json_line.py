@@ -24,3 +24,20 @@ def json_line(obj, ensure_ascii: bool = True) -> str:
     except ValueError:
         raise ModelError("the model gave a NaN or infinite number, which JSON cannot hold; its weights are "
                          "damaged or too large") from None
+
+
+def attention_json(maps, panels, kind: str):
+    """The "attention" of a jsonl object: the weights of one map as nested lists (as before the
+    options existed); with several maps (``--layer all``, ``--head all``) a list of
+    {"layer", "head", "kind", "weights"} (head null: the mean over heads).  Rounded to 4 places.
+
+    Args:
+        maps: (title, (N, K) weights as nested lists) each.
+        panels: one per map, with ``.layer`` and ``.head`` (seqattn.cli.attention_options.Panel).
+    """
+    def rounded(matrix):
+        return [[round(v, 4) for v in row] for row in matrix]
+
+    if len(maps) == 1:
+        return rounded(maps[0][1])
+    return [{"layer": p.layer, "head": p.head, "kind": kind, "weights": rounded(m)} for p, (_, m) in zip(panels, maps)]

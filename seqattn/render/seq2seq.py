@@ -71,3 +71,46 @@ def metrics_text(result: dict) -> str:
     if "bleu" in result:
         lines.append(f"BLEU {result['bleu']:.2f}")
     return "\n".join(lines) + "\n"
+
+
+ATTENTION_TYPES = {  # --attention-type: what each map holds (rows x columns)
+    "cross": "encoder-decoder attention (output x source)",
+    "encoder": "encoder self-attention (source x source)",
+    "decoder": "decoder masked self-attention (position t sees 0..t)",
+}
+
+
+def attention_view(result: "Output", attention_type: str, maps: list[tuple[str, list[list[float]]]],
+                   grid_title: str = "", max_size: int = 60):
+    """One map, or a grid of maps, of one kind of attention of a decoded output.
+
+    Rows and columns: output symbols (and EOS) x source symbols for "cross"; source x source for
+    "encoder"; decoder positions for "decoder" (position t reads <s> or output t - 1 and
+    predicts output t).  A side longer than ``max_size`` is averaged in s x s tiles, and the
+    title says so.
+
+    Shapes:
+        maps: (title, (R, C) weights) each.
+    """
+    from seqattn.render.heatmap import Heatmap, HeatmapGrid
+
+    outputs = result.symbols + ["</s>"]
+    inputs = ["<s>"] + result.symbols
+    rows, cols = {"cross": (outputs, result.source_symbols), "encoder": (result.source_symbols, result.source_symbols),
+                  "decoder": (inputs, inputs)}[attention_type]
+    shrunk = [(title, *downsample(matrix, max_size)) for title, matrix in maps]
+    step = shrunk[0][2]
+    if step > 1:
+        rows = [f"{i}..{min(i + step, len(rows)) - 1}" for i in range(0, len(rows), step)]
+        cols = [f"{j}..{min(j + step, len(cols)) - 1}" for j in range(0, len(cols), step)]
+    what = ATTENTION_TYPES[attention_type] + (f", {step} x {step} tiles averaged" if step > 1 else "")
+    legend = ("source: " if attention_type == "cross" else "positions: ") + "  ".join(
+        f"{j}={label}" for j, label in enumerate(cols))
+    if attention_type == "decoder" and step == 1:
+        legend += " (position t reads this symbol and predicts the next)"
+    labels = [f"{i} {label}" for i, label in enumerate(rows)]
+    if len(shrunk) == 1:
+        title, matrix, _ = shrunk[0]
+        return Heatmap(matrix, labels, cols, f"{what}; {title}", legend)
+    return HeatmapGrid([(title, matrix) for title, matrix, _ in shrunk], labels, cols, f"{what}; {grid_title}",
+                       legend)

@@ -72,14 +72,3 @@ def attention(words: list[str], maps: list[tuple[str, list[list[float]]]], grid_
         return Heatmap(matrix, rows, words, title)
     return HeatmapGrid(maps, rows, words, grid_title)
 
-
-def attention_json(maps: list[tuple[str, list[list[float]]]], panels, kind: str):
-    """The "attention" of a jsonl line: the (N, N) weights of one map as before; with several
-    maps (``--layer all``, ``--head all``) a list of {"layer", "head", "kind", "weights"}
-    (head null: the mean over heads).  ``panels`` have ``.layer`` and ``.head``."""
-    def rounded(matrix):
-        return [[round(v, 4) for v in row] for row in matrix]
-
-    if len(maps) == 1:
-        return rounded(maps[0][1])
-    return [{"layer": p.layer, "head": p.head, "kind": kind, "weights": rounded(m)} for p, (_, m) in zip(panels, maps)]

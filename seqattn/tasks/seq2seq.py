@@ -56,6 +56,23 @@ class Output:
     score: float
     source_symbols: list[str]
     attention: torch.Tensor | None = None
+    maps: "AttentionMaps | None" = None  # every layer's and head's weights (``decode(with_maps=True)``)
+
+
+@dataclass
+class AttentionMaps:
+    """Every attention of one decoded output, each a list over layers (first layer first).
+
+    encoder: the encoder's self-attention over the source, L x (H, S, S) (band layout
+    (H, S, 2w + 1) with ``window``); decoder: the decoder's masked self-attention, L x (H, T, T);
+    cross: encoder-decoder attention, L x (H, T, S).  Decoder position t reads ``<s>`` (t = 0) or
+    output symbol t - 1 and predicts output symbol t (the last, EOS).
+    """
+
+    encoder: list[torch.Tensor]
+    decoder: list[torch.Tensor]
+    cross: list[torch.Tensor]
+    window: int | None = None  # the encoder's attention window (None: full attention)
 
 
 class LoadedSeq2Seq:
@@ -67,13 +84,14 @@ class LoadedSeq2Seq:
         self.device = next(model.parameters()).device  # where it runs (seqattn.models.device)
 
     def decode(self, sources: list, beam: int = 5, max_tokens: int = 4096, with_attention: bool = False,
-               on_batch: Callable[[int, int], None] | None = None) -> list[Output]:
+               on_batch: Callable[[int, int], None] | None = None, with_maps: bool = False) -> list[Output]:
         """Decode sources (texts, or frame matrices for a frames model), batching by length; keeps order.
 
         Args:
             beam: 1 = greedy search; K > 1 = beam search with length normalisation.
             max_tokens: padded source positions (times the beam) per batch.
             with_attention: keep each output's alignment (``Output.attention``).
+            with_maps: keep every attention of each output (``Output.maps``, ``attention_maps``).
             on_batch: called with (sources done, sources) after each batch.
         Raises:
             InputError: beam < 1, or frames given to a text model (or text to a frames model).
@@ -107,11 +125,23 @@ class LoadedSeq2Seq:
                                   else self.featurizer.source.split(sources[i]))
                 attention = best.attention[:, :n_source].cpu() if best.attention is not None else None
                 results[i] = Output(self.featurizer.target.join(symbols), symbols, best.log_prob, source_symbols,
-                                    attention)
+                                    attention, self.attention_maps(sources[i], best.ids) if with_maps else None)
             done += len(ids)
             if on_batch:
                 on_batch(done, len(sources))
         return results  # type: ignore[return-value]
+
+
+    def attention_maps(self, source, ids: list[int]) -> AttentionMaps:
+        """Every layer's and head's attention for ``source`` decoded as ``ids`` (without BOS/EOS):
+        one teacher-forced pass of BOS + ids, which computes what the search computed step by step."""
+        with torch.inference_mode():
+            batch = to_device(self.featurizer.batch([source]), self.device)
+            memory, padding, encoder = self.model.encode(batch["source"], batch["source_padding"], return_weights=True)
+            targets = torch.tensor([[BOS] + list(ids)], device=self.device)
+            decoder, cross = self.model.decoder.attention_weights(targets, memory, padding)
+        return AttentionMaps([w[0].float().cpu() for w in encoder], [w[0].float().cpu() for w in decoder],
+                             [w[0].float().cpu() for w in cross], self.cfg.encoder.window)
 
 
 def load_seq2seq(name_or_path: str | Path = "en-g2p", device: str = "cpu") -> LoadedSeq2Seq:

@@ -83,3 +83,20 @@ def test_beam_search_ranks_by_normalised_score_and_finds_no_worse_than_greedy():
             assert hyps[0].log_prob >= g.log_prob - 1e-5
     with pytest.raises(ValueError):
         beam_search(dec, memory, BOS, EOS, max_len=5, beam=0)
+
+
+def test_attention_weights_are_what_the_search_saw():
+    """The attention view's teacher-forced pass (every layer's masked self- and cross attention)
+    holds the beam search's alignment rows, and the self-attention is causal with rows summing to 1."""
+    dec = _decoder()
+    memory = torch.randn(1, 6, 16)
+    best = beam_search(dec, memory, BOS, EOS, max_len=8, beam=2)[0][0]
+    targets = torch.tensor([[BOS] + best.ids])
+    self_weights, cross = dec.attention_weights(targets, memory)
+    assert len(self_weights) == len(cross) == 2
+    t = targets.shape[1]
+    assert self_weights[0].shape == (1, 2, t, t) and cross[-1].shape == (1, 2, t, 6)
+    assert torch.allclose(cross[-1][0].mean(0)[:len(best.attention)], best.attention, atol=1e-5)
+    for w in self_weights:
+        assert torch.allclose(w.sum(-1), torch.ones(1, 2, t), atol=1e-6)
+        assert torch.all(w[0].triu(1) == 0)
