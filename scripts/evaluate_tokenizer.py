@@ -1,6 +1,7 @@
 """Compare seqattn's sentence and word splitting with a treebank's gold tokens.
 
 Usage: python scripts/evaluate_tokenizer.py ../shared/data/ud_english_ewt/en_ewt-ud-dev.conllu
+(scripts/tokenizer_f1.py measures words by their character spans.)
 Words: each gold sentence's `# text` is tokenised alone and compared with its gold words
 (multiset F1, and the share of sentences tokenised exactly).  Sentences: each document's texts
 are joined with spaces, split again, and compared with the gold sentence boundaries (F1).
@@ -11,7 +12,7 @@ import sys
 from collections import Counter
 
 from seqattn.readers.conllu import read_conllu
-from seqattn.readers.text import split_sentences, tokenize
+from seqattn.readers.text import sentence_spans, tokenize
 
 
 def main(path: str) -> None:
@@ -34,10 +35,8 @@ def main(path: str) -> None:
         for t in texts:
             pos += len(t) + 1
             gold_ends.add(pos)
-        pred_ends, pos, joined = set(), 0, " ".join(texts)
-        for t in split_sentences(joined):
-            pos = joined.index(t, pos) + len(t) + 1
-            pred_ends.add(pos)
+        joined = " ".join(texts)
+        pred_ends = {words[-1][2] + 1 for words in sentence_spans(joined)}  # by offset: texts may hold double spaces
         s_tp += len(gold_ends & pred_ends)
         s_pred, s_gold = s_pred + len(pred_ends), s_gold + len(gold_ends)
     sp, sr = s_tp / s_pred, s_tp / s_gold

@@ -2,8 +2,17 @@
 
 Words follow the Penn Treebank conventions that UD English keeps: punctuation is split off,
 clitics are split ("don't" -> "do n't", "can't" -> "ca n't", "I'm" -> "I 'm", "gonna" ->
-"gon na"), URLs and e-mail addresses stay whole, and hyphenated compounds are split as in EWT
-("center-north" -> "center - north") except after bound prefixes ("e-mail", "co-workers").
+"gon na"; without the apostrophe as EWT writes them: "dont" -> "do nt", "im" -> "i m"), URLs
+and e-mail addresses stay whole, and hyphenated compounds are split as in EWT ("center-north" ->
+"center - north") except after bound prefixes ("e-mail", "co-workers").
+
+Web and social-media text, following EWT where it has a convention: emoticons are one word
+(":)", ":-)", ";-)", ":D", "<3", "^_^"), as are runs of final punctuation ("!!", "?!", "...")
+and "<<" / ">>"; an ellipsis between words is a word of its own ("Wait...what" -> "Wait ...
+what"); hashtags ("#audiobooks") and @mentions stay whole ("#3" is "# 3", as in EWT); each emoji
+is one word with its modifiers (skin tones, variation selectors, ZWJ sequences such as 👨‍👩‍👧,
+flags), split from the text around it.  EWT has no emoji; the rest is measured against its gold
+tokens by scripts/tokenizer_f1.py (docs/tokenize.md).
 Both splitters are small rule sets (the Penn Treebank tokenizer's rules, with abbreviations
 learned from EWT train, see scripts/learn_abbreviations.py); NLTK's versions were measured at
 2.5 s of import time (it imports scipy.stats), too slow for a shell filter.
@@ -168,19 +177,46 @@ def open_text(path: str | Path | TextIO, max_line_bytes: int = MAX_LINE_BYTES) -
 
 ABBREVIATIONS = Path(__file__).with_name("abbreviations-en-ewt.json")
 
+# Emoji (Unicode's Extended_Pictographic, the blocks that matter): one emoji is a base, an optional
+# variation selector (U+FE0E/U+FE0F), skin-tone modifier (U+1F3FB-U+1F3FF) or tag sequence (the
+# flags of England, Scotland, Wales), and more of them joined by ZERO WIDTH JOINER (U+200D).
+_PICTOGRAPH = "[\u231a\u231b\u23e9-\u23fa\u2600-\u27bf\u2b05-\u2b07\u2b1b\u2b1c\u2b50\u2b55\U0001f000-\U0001faff]"
+_EMOJI_ONE = _PICTOGRAPH + "[\ufe0e\ufe0f]?[\U0001f3fb-\U0001f3ff]?(?:[\U000e0020-\U000e007f]{1,32})?"
+_EMOJI = (f"[\U0001f1e6-\U0001f1ff]{{2}}"  # a flag: two regional indicator letters
+          f"|[0-9#*]\ufe0f?\u20e3"  # a keycap: 1️⃣
+          f"|{_EMOJI_ONE}(?:\u200d{_EMOJI_ONE}){{0,16}}")
+# Emoticons: eyes, an optional nose, a mouth.  Not after a digit or another eye ("10:30)", "::"),
+# ";" and "=" not after a letter either ("(see below;)", "x=(a+b)"), and a letter or digit mouth
+# not before a letter or digit (":Dog" stays a word; no ":3", which is more often "Step:3").
+_EMOTICON = (r"(?:(?<![\d:;=^]):|(?<![\w:;=^]);|(?<![\w:;=^<>!=])=)[-o^']?"  # eyes, nose
+             r"(?:\){1,4}|\({1,4}|[\]\[|*]|[/\\](?![\w/])|[DPpOo](?!\w))"  # mouth
+             r"|(?<![\w<])</?3(?!\d)"  # <3, </3
+             r"|(?<!\S)(?:\^_*\^|-_-|[oO]_[oO]|T_T|>_<|[xX]D)(?!\S)")
 # Bounded repetitions keep these linear on a 10 MB line without spaces (an unbounded [\w.+-]+@
 # rescans the rest of the line from every start position).
 _PROTECTED = re.compile(
     r"(?:https?://|ftp://|www\.)[^\s<>\"]{0,2048}[^\s<>\"\.,;:!?\)\]']"  # URLs (not their final punctuation)
-    r"|[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"  # e-mail addresses (RFC 5321 length limits)
+    r"|(?:mailto:)?[\w.+-]{1,64}@[\w-]{1,63}(?:\.[\w-]{1,63}){1,8}"  # e-mail addresses (RFC 5321 length limits)
+    r"|(?<![\w&#])#[^\W\d_]\w{0,138}"  # hashtags; "#3" is "# 3" in EWT, "&#39;" an HTML entity
+    f"|{_EMOTICON}|{_EMOJI}"
 )
+# What may start a protected word: checked first, so that plain text skips the regex above.
+_MAYBE_PROTECTED = re.compile(r"://|www\.|[@#:;=<^_\u20e3\u231a-\u2b55\U0001f000-\U0001faff]|[xX]D")
 _OPENING = "\"'`“‘«([{<$#"  # split off the front of a word, one character at a time
 _CLOSING = "\"'`”’»)]}>,;:!?%"  # split off the end
-_ELLIPSIS = re.compile(r"(\.{2,}|…)$")
+_RUNS = "<>$"  # ... except that a run of one of these is one word ("<<", ">>", "$$$"), as in EWT
+_ELLIPSIS = re.compile(r"(?:[.!?]{2,}|…)$")  # "...", "!!", "?!", ".?": one word at the end, as in EWT
+_INNER_ELLIPSIS = re.compile(r"(\.{2,}|…)")  # "Wait...what", "...and": a word between words
 # Clitics that UD English splits off (Penn Treebank conventions), straight or curly apostrophe.
 _CLITIC = re.compile(r"(?i)^(.+?)(n['’]t|['’](?:s|re|ve|ll|d|m))$")
+_BARE_CLITIC = re.compile(r"(?i)^['’](?:s|re|ve|ll|d|m)$")
 _SPECIAL = {"cannot": ("can", "not"), "gonna": ("gon", "na"), "gotta": ("got", "ta"), "wanna": ("wan", "na"),
-            "can't": ("ca", "n't"), "won't": ("wo", "n't"), "can’t": ("ca", "n’t"), "won’t": ("wo", "n’t")}
+            "can't": ("ca", "n't"), "won't": ("wo", "n't"), "can’t": ("ca", "n’t"), "won’t": ("wo", "n’t"),
+            # without the apostrophe, split as EWT splits them (train: "dont" 34 of 34, "im" 16 of 16);
+            # not "its", "ill", "id", "lets", "hes", "were", "well", which are words as often or more
+            "im": ("i", "m"), "ive": ("i", "ve"), "youre": ("you", "re"), "theyre": ("they", "re"),
+            "thats": ("that", "s"), "whats": ("what", "s")}
+_BARE_NT = re.compile(r"(?i)^(do|does|did|ca|wo|could|would|should|is|was|are|were|have|has|had|ai)(nt)$")
 _INNER = re.compile(r"(?<=[^\W\d_])([/,;])(?=[^\W\d_])")  # "and/or", "this,that"
 _HYPHEN = re.compile(r"(?<=[^\W\d_])-(?=[^\W_])|(?<=\d)-(?=[^\W\d_])")
 # Prefixes that UD English keeps attached to the hyphen ("e-mail", "co-workers", "non-human").
@@ -211,13 +247,20 @@ def _split_hyphens(token: str) -> list[str]:
 
 
 def _split_core(core: str) -> list[str]:
-    """A word without outer punctuation: clitics, inner slashes/commas, hyphens."""
+    """A word without outer punctuation: ellipses, clitics, inner slashes/commas, hyphens."""
+    if ".." in core or "…" in core:
+        return [w for piece in _INNER_ELLIPSIS.split(core) if piece
+                for w in ([piece] if _INNER_ELLIPSIS.fullmatch(piece) else _split_chunk(piece, last=False))]
     special = _SPECIAL.get(core.lower())
     if special:
         return [core[: len(special[0])], core[len(special[0]):]]
+    if len(core) <= 9 and core[-2:].lower() == "nt":
+        bare = _BARE_NT.match(core)
+        if bare:
+            return [bare.group(1), bare.group(2)]
     if "'" in core[-4:] or "’" in core[-4:]:
         clitic = _CLITIC.match(core)
-        if clitic and clitic.group(1).isalpha():
+        if clitic and clitic.group(1).lstrip("@").isalpha():  # "@Ryan's" too
             return _split_core(clitic.group(1)) + [clitic.group(2)]
     pieces = _INNER.split(core) if any(c in core for c in "/,;") else [core]
     return [w for piece in pieces if piece for w in (_split_hyphens(piece) if "-" in piece else [piece])]
@@ -228,27 +271,45 @@ def _split_chunk(chunk: str, last: bool) -> list[str]:
 
     Works with indices, so a chunk of 100,000 closing brackets costs linear time.
     """
+    if _BARE_CLITIC.match(chunk):  # what follows a URL or hashtag: "#tag's" -> "#tag" "'s"
+        return [chunk]
     start, end = 0, len(chunk)
+    front: list[str] = []  # words split off the front
     while end - start > 1 and chunk[start] in _OPENING:
-        start += 1
+        run = _run_length(chunk, start, end) if chunk[start] in _RUNS else 1
+        if run == end - start:
+            break  # only the run: "<<" is one word
+        front.append(chunk[start:start + run])
+        start += run
     back: list[str] = []  # words split off the end, last first
     while end > start:
         tail = chunk[max(start, end - 64):end]
-        ellipsis = _ELLIPSIS.search(tail) if tail.endswith((".", "…")) else None
+        ellipsis = _ELLIPSIS.search(tail) if tail.endswith((".", "…", "!", "?")) else None
         if ellipsis and end - len(ellipsis.group()) == start:
-            break  # only dots: "..." is one word
+            break  # only final punctuation: "...", "!!" is one word
         if ellipsis:
             back.append(ellipsis.group())
             end -= len(ellipsis.group())
         elif end - start > 1 and chunk[end - 1] in _CLOSING:
-            back.append(chunk[end - 1])
-            end -= 1
+            run = _run_length(chunk, end - 1, start - 1, -1) if chunk[end - 1] in _RUNS else 1
+            if run == end - start:
+                break
+            back.append(chunk[end - run:end])
+            end -= run
         elif end - start > 1 and chunk[end - 1] == "." and (last or not _is_abbreviation(chunk[start:end])):
             back.append(".")
             end -= 1
         else:
             break
-    return list(chunk[:start]) + (_split_core(chunk[start:end]) if end > start else []) + back[::-1]
+    return front + (_split_core(chunk[start:end]) if end > start else []) + back[::-1]
+
+
+def _run_length(chunk: str, at: int, stop: int, step: int = 1) -> int:
+    """How many times ``chunk[at]`` repeats from ``at`` towards ``stop`` (exclusive), one way."""
+    n = 1
+    while at + n * step != stop and chunk[at + n * step] == chunk[at]:
+        n += 1
+    return n
 
 
 def tokenize(sentence: str) -> list[str]:
@@ -264,7 +325,7 @@ def tokenize(sentence: str) -> list[str]:
     words: list[str] = []
     last_end = 0
     pieces: list[tuple[str, bool]] = []  # (text, protected)
-    maybe_protected = "@" in sentence or "://" in sentence or "www." in sentence
+    maybe_protected = _MAYBE_PROTECTED.search(sentence) is not None
     for match in _PROTECTED.finditer(sentence) if maybe_protected else ():
         pieces.append((sentence[last_end:match.start()], False))
         pieces.append((match.group(), True))
@@ -310,6 +371,63 @@ def split_sentences(line: str) -> list[str]:
         start = match.end()
     sentences.append(line[start:].strip())
     return [s for s in sentences if s]
+
+
+# --------------------------------------------------------------------------- character offsets
+
+
+def align_words(text: str, words: list[str], start: int = 0) -> list[tuple[int, int]]:
+    """Character spans of ``words`` in ``text``: the words in order, separated only by whitespace.
+
+    Offsets are in Unicode code points (Python ``str`` indices), end exclusive, so that
+    ``text[start:end] == word``.  Whitespace is what ``tokenize`` reads as space (``\\s``,
+    U+2028/U+2029, U+0085, NUL); every other character of ``text`` is inside some word.
+
+    Shapes:
+        (str, list[str] of W words) -> list of W (start, end) pairs, increasing.
+    Raises:
+        ValueError: a word is not where it should be (the words are not a tokenisation of text).
+    """
+    spans = []
+    pos = start
+    for word in words:
+        gap = _SPACES.match(text, pos)
+        if gap:
+            pos = gap.end()
+        if not text.startswith(word, pos):
+            raise ValueError(f"word {word!r} is not at offset {pos} of the text")
+        spans.append((pos, pos + len(word)))
+        pos += len(word)
+    return spans
+
+
+def word_spans(text: str) -> list[tuple[str, int, int]]:
+    """``tokenize(text)`` with each word's character span in ``text`` (code points, end exclusive).
+
+    Shapes:
+        str -> list of (word, start, end) with ``text[start:end] == word``.
+    """
+    words = tokenize(text)
+    return [(w, s, e) for w, (s, e) in zip(words, align_words(text, words))]
+
+
+def sentence_spans(line: str) -> list[list[tuple[str, int, int]]]:
+    """``split_sentences(line)``, each sentence as its words with character spans in ``line``.
+
+    Offsets count code points from the start of ``line`` (end exclusive); a sentence spans
+    ``line[words[0][1]:words[-1][2]]``.  The words are those ``tokenize`` gives for the sentence.
+
+    Shapes:
+        str -> list of S sentences, each a non-empty list of (word, start, end); blank -> [].
+    """
+    out, pos = [], 0
+    for sentence in split_sentences(line):
+        words = tokenize(sentence)
+        spans = align_words(line, words, pos)
+        if spans:
+            pos = spans[-1][1]
+            out.append([(w, s, e) for w, (s, e) in zip(words, spans)])
+    return out
 
 
 # --------------------------------------------------------------------------- input formats
