@@ -7,6 +7,7 @@ from typing import List, Optional
 
 import typer
 
+from seqattn.cli.attention_options import head_option, kind_option, layer_option
 from seqattn.models.device import DEVICE_HELP
 
 SPEECH_FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: file, class, confidence, transcript, "
@@ -115,7 +116,15 @@ def speech_cli(
     format: Optional[str] = typer.Option(None, "--format", "-f", help=SPEECH_FORMATS_HELP, show_default=False),
     attention: bool = typer.Option(False, "--attention", help="Draw the banded attention over time (pretty) "
                                                               "or add it to each object (jsonl)."),
-    layer: int = typer.Option(-1, "--layer", help="Layer whose attention --attention shows (0-based; -1 = last)."),
+    layer: str = layer_option(),
+    head: Optional[str] = head_option(),
+    attention_kind: str = kind_option(),
+    attention_rows: Optional[int] = typer.Option(None, "--attention-rows", help="Time rows of the attention "
+                                                 "view (each averages the steps in it); default: the terminal's "
+                                                 "height, at least 40.", show_default=False),
+    attention_span: Optional[str] = typer.Option(None, "--attention-span", help="START:END seconds (either may "
+                                                 "be left out): the attention view covers only this part of the "
+                                                 "clip.", show_default=False),
     min_segment: float = typer.Option(0.15, "--min-segment", help="Frame-tag runs shorter than this (seconds) "
                                                                    "join a neighbour; 0 shows the raw runs."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
@@ -141,6 +150,12 @@ def speech_cli(
     if not (math.isfinite(min_segment) and min_segment >= 0):
         raise InputError(f"--min-segment must be >= 0 seconds, got {min_segment}")
     check_frame_options(window, hop)
+    from seqattn.cli.attention_options import parse_request
+
+    request = parse_request(layer, head, attention_kind)
+    span = _parse_span(attention_span)
+    if attention_rows is not None and attention_rows < 1:
+        raise InputError(f"--attention-rows must be >= 1, got {attention_rows}")
     names = clips or [None]
     if sum(wants_stdin(name) for name in names) > 1:
         raise InputError("stdin ('-') can be read once")
@@ -149,11 +164,47 @@ def speech_cli(
         names = [STDIN_NAME if wants_stdin(name) else name for name in names]
         for path in paths:  # every file is checked before the model loads
             audio_info(path)
-        _recognise_all(paths, names, window, hop, model, fmt, attention, layer, min_segment, quiet, device)
+        _recognise_all(paths, names, window, hop, model, fmt, attention, request, min_segment, quiet, device,
+                       attention_rows, span)
+
+
+def _parse_span(text: str | None) -> tuple[float, float | None] | None:
+    """--attention-span START:END (seconds; START defaults to 0, END to the clip's end).
+
+    Raises:
+        InputError: not two numbers around a colon, a negative start, or END <= START.
+    """
+    import math
+
+    from seqattn.errors import InputError
+
+    if text is None:
+        return None
+    start_text, colon, end_text = text.partition(":")
+    try:
+        if not colon:
+            raise ValueError
+        start = float(start_text) if start_text.strip() else 0.0
+        end = float(end_text) if end_text.strip() else None
+    except ValueError:
+        raise InputError(f"--attention-span {text!r}: expected START:END in seconds (e.g. 120:130, 60:, :30)") from None
+    if not (math.isfinite(start) and start >= 0) or (end is not None and not (math.isfinite(end) and end > start)):
+        raise InputError(f"--attention-span {text!r}: expected 0 <= START < END seconds")
+    return start, end
+
+
+def _attention_hint(view, rows_asked: int | None, clip_steps: int) -> str:
+    """How to see finer rows, when a row averages several steps."""
+    if view.bin_steps == 1:
+        return f"one attention step per row ({view.bin_s * 1000:g} ms)"
+    steps = min(clip_steps, len(view.rows) * view.bin_steps)  # in the span shown
+    return (f"each row averages {view.bin_steps} steps; --attention-rows N shows finer rows (one step per row: "
+            f"--attention-rows {steps}), --attention-span START:END seconds a part of the clip")
 
 
 def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str, fmt: str, attention: bool,
-                   layer: int, min_segment: float, quiet: bool, device: str = "cpu") -> None:
+                   request, min_segment: float, quiet: bool, device: str = "cpu", attention_rows: int | None = None,
+                   span: tuple[float, float | None] | None = None) -> None:
     """Recognise each clip and write its result as soon as it is ready (one record per clip)."""
     from rich.markup import escape
 
@@ -165,14 +216,20 @@ def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str,
 
     loaded = load_speech_model(model, device)
     loaded.check_framing(window, hop)
-    n_layers = loaded.cfg.encoder.n_layers
-    if not -n_layers <= layer < n_layers:
-        raise InputError(f"--layer {layer} is outside the model's {n_layers} layers (0..{n_layers - 1} or -1)")
+    selection = request.resolve(loaded.cfg.encoder.n_layers, loaded.cfg.encoder.n_heads)
     out = console() if fmt == "pretty" else None
+    if attention_rows is None:
+        from seqattn.cli.common import stdout_is_terminal
+        from seqattn.tasks.speech import ATTENTION_ROWS
+
+        attention_rows = max(ATTENTION_ROWS, out.height - 12) if out is not None and stdout_is_terminal() \
+            else ATTENTION_ROWS
     for k, (clip, name) in enumerate(zip(paths, names)):
         with progress(escape(printable(Path(name).name)), quiet) as bar:  # the bar reads rich markup
-            result = recognise(loaded, clip, attention_layer=layer if attention else None,
-                               on_frames=lambda done, total: bar.update(done, total), min_segment_s=min_segment)
+            result = recognise(loaded, clip, on_frames=lambda done, total: bar.update(done, total),
+                               min_segment_s=min_segment, attention_rows=attention_rows,
+                               attention_panels=[(p.layer, p.head) for p in selection.panels] if attention else None,
+                               attention_kind=selection.kind, attention_span_s=span)
         result.file = name
         if fmt == "pretty":
             if k:
@@ -181,7 +238,9 @@ def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str,
             out.print(summary, soft_wrap=True)
             out.print(segments)
             if result.attention is not None:
-                out.print(render.attention(result.attention, result.segments))
+                clip_steps = loaded.cfg.steps(result.frames)
+                out.print(render.attention(result.attention_views, result.segments,
+                                           _attention_hint(result.attention, attention_rows, clip_steps)))
         elif fmt == "tsv":
             write(render.tsv(result))
         else:

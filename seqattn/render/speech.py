@@ -48,21 +48,50 @@ def pretty(result: "SpeechResult", window_ms: float, hop_ms: float, silence: str
     return head, Group(Text("segments (frame tags)", style="dim"), table)
 
 
-def attention(view: "AttentionView", segments=()):
-    """Banded attention over time as a heatmap: rows are time bins (with the frame tag there),
-    columns the key offsets j - i from -w to +w."""
-    from seqattn.render.heatmap import heatmap
+def attention(views, segments=(), hint: str = ""):
+    """Banded attention over time: rows are time bins (with the frame tag there), columns the key
+    offsets j - i from -w to +w; one map, or a grid of maps (a panel per layer or head) on one
+    scale.  The time per row is always said; ``hint`` (a line) says how to see finer rows.
 
+    Args:
+        views: an ``AttentionView`` or a list of them (the same bins; bands of any width: a
+            narrower band is shown inside the widest, zero outside, as it is).
+    """
+    from seqattn.render.heatmap import Heatmap, HeatmapGrid
+
+    views = [views] if not isinstance(views, (list, tuple)) else list(views)
+    first = views[0]
+    window = max(v.window for v in views)
     labels = []
-    for r in range(len(view.rows)):
-        t = (r + 0.5) * view.bin_s
+    for r in range(len(first.rows)):
+        start = first.start_s + r * first.bin_s
+        t = start + 0.5 * first.bin_s
         tag = next((s.label for s in segments if s.start_s <= t < s.end_s), "")
-        labels.append(f"{r * view.bin_s:7.2f} s {tag:>4}")
-    offsets = [str(s - view.window) for s in range(2 * view.window + 1)]
-    step_ms = round(view.bin_s * 1000 / view.bin_steps, 3)
-    legend = (f"column c: key at offset c - {view.window} steps ({step_ms:g} ms each) from the query; "
-              f"{view.bin_steps} step(s) per row; mean of heads")
-    return heatmap(view.rows, labels, offsets, f"banded attention, layer {view.layer}", legend)
+        labels.append(f"{start:7.2f} s {printable(tag):>4}")
+    offsets = [str(s - window) for s in range(2 * window + 1)]
+    step_ms = round(first.bin_s * 1000 / first.bin_steps, 3)
+    legend = (f"column: key at that offset in steps ({step_ms:g} ms each) from the query; "
+              f"{first.bin_s:.3f} s per row ({first.bin_steps} step(s) averaged)")
+    notes = [hint] if hint else []
+
+    def padded(view) -> list[list[float]]:
+        pad = [0.0] * (window - view.window)
+        return [pad + row + pad for row in view.rows]
+
+    def what(view, short: bool = False) -> str:
+        if view.kind == "rollout":
+            return f"rollout L{view.layer}" if short else \
+                f"attention rollout through layer {view.layer} (mean of heads; band +-{view.window} steps)"
+        head = "mean" if view.head is None else f"h{view.head}"
+        if short:
+            return f"L{view.layer} {head}"
+        return f"banded attention, layer {view.layer}, " + ("mean of heads" if view.head is None else f"head {view.head}")
+
+    if len(views) == 1:
+        return Heatmap(padded(first), labels, offsets, what(first), legend, col_headers=offsets, notes=notes)
+    return HeatmapGrid([(what(v, True), padded(v)) for v in views], labels, offsets,
+                       f"banded attention over time, {len(views)} maps (one scale)", legend, col_headers=offsets,
+                       notes=notes)
 
 
 def tsv(result: "SpeechResult") -> str:
@@ -81,9 +110,12 @@ def as_dict(result: "SpeechResult") -> dict:
            "duration_s": round(result.duration_s, 4), "sample_rate_hz": result.sample_rate_hz,
            "channels": result.channels, "frames": result.frames}
     if result.attention is not None:
-        view = result.attention
-        obj["attention"] = {"layer": view.layer, "window": view.window, "bin_steps": view.bin_steps,
-                            "bin_s": view.bin_s, "rows": view.rows}
+        def one(view) -> dict:
+            return {"layer": view.layer, "head": view.head, "kind": view.kind, "window": view.window,
+                    "bin_steps": view.bin_steps, "bin_s": view.bin_s, "start_s": view.start_s, "rows": view.rows}
+
+        views = result.attention_views or [result.attention]
+        obj["attention"] = one(views[0]) if len(views) == 1 else [one(v) for v in views]
     return obj
 
 

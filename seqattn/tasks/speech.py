@@ -58,15 +58,20 @@ class Segment:
 class AttentionView:
     """Banded attention over time, for drawing: rows are time bins, columns offsets j - i.
 
-    ``rows[r][s]`` is the mean weight (over the heads and the steps of bin r) on the key at
-    offset s - window steps from the query.  Each row sums to 1 (less at the clip's edges).
+    ``rows[r][s]`` is the mean weight (over the steps of bin r, and over the heads unless
+    ``head`` is given) on the key at offset s - window steps from the query.  Each row sums to 1
+    (less at the clip's edges).  For rollout through layer l (``kind`` "rollout") the band is
+    (l + 1) w wide: after l + 1 layers a step has heard from that far and no further.
     """
 
     layer: int
-    window: int  # w, in steps
+    window: int  # half-width of the band, in steps (w for raw weights; (layer + 1) w for rollout)
     bin_steps: int  # attention steps averaged into one row
     bin_s: float  # seconds per row
     rows: list[list[float]]
+    head: int | None = None  # None: the mean of the heads
+    kind: str = "raw"  # "raw" or "rollout" (seqattn.analysis.rollout)
+    start_s: float = 0.0  # where the first row starts (row r covers start_s + r * bin_s ...)
 
 
 @dataclass
@@ -82,8 +87,9 @@ class SpeechResult:
     confidence: float  # its softmax probability
     transcript: list[str]  # the label sequence (CTC, N -> M)
     segments: list[Segment]  # frame tags as time segments (N -> N), silence included
-    attention: AttentionView | None = None
+    attention: AttentionView | None = None  # the first of attention_views (the one asked for, usually)
     seconds: float = 0.0  # wall-clock time of recognition
+    attention_views: list[AttentionView] = field(default_factory=list)  # one per (layer, head) asked for
 
 
 # --------------------------------------------------------------------------- loading
@@ -162,7 +168,8 @@ class ChunkOutput:
 
 
 def iter_chunk_outputs(model: SpeechModel, feature_chunks: Iterable[np.ndarray], chunk_frames: int = CHUNK_FRAMES,
-                       with_weights: bool = False, workers: int | None = None) -> Iterator[ChunkOutput]:
+                       with_weights: bool = False, workers: int | None = None,
+                       rollout: bool = False) -> Iterator[ChunkOutput]:
     """Run ``model`` over a stream of frame vectors, ``chunk_frames`` output frames at a time.
 
     Each call sees the output frames plus R context frames on either side (R =
@@ -177,11 +184,17 @@ def iter_chunk_outputs(model: SpeechModel, feature_chunks: Iterable[np.ndarray],
     1.5x faster than one call at a time using every core (docs/performance.md).  The model runs
     where its weights are; outputs come back on the CPU.
 
+    With ``rollout`` the weights are the attention rollout through each layer instead
+    (seqattn.analysis.rollout), computed over the whole call, context included: rollout through
+    l layers reaches l * w steps, within the L * w steps of context, so a chunk's rows equal
+    those of one pass over the whole clip.
+
     Args:
         workers: concurrent model calls; default ``torch.get_num_threads()`` on the CPU, 1 on a
             GPU (1 = no pool).
     Shapes:
         feature_chunks: consecutive (n_i, bins) arrays  ->  ChunkOutputs covering frames 0..N-1
+        weights with ``rollout``: L tensors (1, m, 2 l w + 1) for l = 1..L (one "head": the mean)
     """
     if chunk_frames < 1:
         raise ValueError(f"chunk_frames must be >= 1, got {chunk_frames}")
@@ -194,11 +207,16 @@ def iter_chunk_outputs(model: SpeechModel, feature_chunks: Iterable[np.ndarray],
     def run(job: tuple) -> ChunkOutput:
         x, start, frames, steps = job
         with torch.inference_mode():
-            out = model(x.to(device), return_weights=with_weights)
+            out = model(x.to(device), return_weights=with_weights or rollout)
             h = out["hidden"][0, steps]
+            weights = out["weights"] if with_weights or rollout else None
+            if rollout:
+                from seqattn.analysis.rollout import attention_rollout
+
+                weights = [r[:, None] for r in attention_rollout(weights, model.cfg.encoder.window)]  # (1, 1, M, K)
             return ChunkOutput(start, start // model.cfg.stride, out["frame_logits"][0, frames].cpu(),
                                out["ctc_logits"][0, steps].cpu(), model.class_head.scores(h).cpu(), h.cpu(),
-                               [w[0, :, steps].cpu() for w in out["weights"]] if with_weights else None)
+                               [w[0, :, steps].cpu() for w in weights] if weights is not None else None)
 
     if workers == 1:
         yield from map(run, jobs)
@@ -341,26 +359,53 @@ def merge_short_segments(segments: list[Segment], min_s: float) -> list[Segment]
 
 
 class AttentionBinner:
-    """Band weights of one layer, averaged over heads and over bins of ``bin_steps`` steps."""
+    """Band weights of some layers and heads, averaged over bins of ``bin_steps`` steps.
 
-    def __init__(self, layer: int, window: int, bin_steps: int, bin_s: float):
-        self.layer, self.window, self.bin_steps, self.bin_s = layer, window, bin_steps, bin_s
-        self.sums = np.zeros((0, 2 * window + 1))
+    Each panel is (layer, head); head None averages the heads.  For rollout the chunk weights are
+    already the rollout through each layer (``iter_chunk_outputs(rollout=True)``), one "head"
+    each, and layer l's band is (l + 1) w wide.  Only the steps in [first_step, last_step) count
+    (a time span of a long clip); rows are numbered from the first step's bin.
+    """
+
+    def __init__(self, panels: list[tuple[int, int | None]], window: int, bin_steps: int, bin_s: float,
+                 kind: str = "raw", first_step: int = 0, last_step: int | None = None):
+        self.panels, self.window, self.bin_steps, self.bin_s, self.kind = panels, window, bin_steps, bin_s, kind
+        self.first_step, self.last_step = first_step, last_step
+        self.widths = [2 * self._half_width(layer) + 1 for layer, _ in panels]
+        self.sums = [np.zeros((0, width)) for width in self.widths]
         self.counts = np.zeros(0, dtype=np.int64)
 
+    def _half_width(self, layer: int) -> int:
+        return (layer + 1) * self.window if self.kind == "rollout" else self.window
+
     def add(self, start: int, weights: list[torch.Tensor]) -> None:
-        band = weights[self.layer].float().mean(0).numpy()  # (n, 2w + 1), mean of heads
-        rows = (start + np.arange(len(band))) // self.bin_steps
-        if len(rows) and rows[-1] >= len(self.counts):
+        """Shapes: weights L x (H, n, K) for steps [start, start + n)."""
+        n = weights[0].shape[1]
+        keep = slice(max(0, self.first_step - start),
+                     n if self.last_step is None else max(0, min(n, self.last_step - start)))
+        steps = start + np.arange(n)[keep]
+        if not len(steps):
+            return
+        rows = (steps - self.first_step) // self.bin_steps
+        if rows[-1] >= len(self.counts):
             grow = rows[-1] + 1 - len(self.counts)
-            self.sums = np.concatenate([self.sums, np.zeros((grow, self.sums.shape[1]))])
+            self.sums = [np.concatenate([s, np.zeros((grow, s.shape[1]))]) for s in self.sums]
             self.counts = np.concatenate([self.counts, np.zeros(grow, dtype=np.int64)])
-        np.add.at(self.sums, rows, band)
+        for k, (layer, head) in enumerate(self.panels):
+            w = weights[layer].float()
+            band = (w.mean(0) if head is None else w[head])[keep].numpy()  # (steps, K)
+            np.add.at(self.sums[k], rows, band)
         np.add.at(self.counts, rows, 1)
 
+    def views(self) -> list[AttentionView]:
+        counts = np.maximum(self.counts, 1)[:, None]
+        start_s = self.first_step * self.bin_s / self.bin_steps
+        return [AttentionView(layer, self._half_width(layer), self.bin_steps, self.bin_s,
+                              (sums / counts).round(4).tolist(), head, self.kind, round(start_s, 4))
+                for (layer, head), sums in zip(self.panels, self.sums)]
+
     def view(self) -> AttentionView:
-        rows = (self.sums / np.maximum(self.counts, 1)[:, None]).round(4).tolist()
-        return AttentionView(self.layer, self.window, self.bin_steps, self.bin_s, rows)
+        return self.views()[0]
 
 
 def expected_frames(spec: FrameSpec, info) -> int:
@@ -371,7 +416,9 @@ def expected_frames(spec: FrameSpec, info) -> int:
 def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = CHUNK_FRAMES,
               attention_layer: int | None = None, attention_rows: int = ATTENTION_ROWS,
               on_frames: Callable[[int, int], None] | None = None,
-              min_segment_s: float = MIN_SEGMENT_S) -> SpeechResult:
+              min_segment_s: float = MIN_SEGMENT_S, attention_panels: list[tuple[int, int | None]] | None = None,
+              attention_kind: str = "raw",
+              attention_span_s: tuple[float, float | None] | None = None) -> SpeechResult:
     """Class, transcript and segments of one clip of any length, in bounded memory.
 
     Args:
@@ -379,7 +426,11 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         min_segment_s: frame-tag runs shorter than this join a neighbour (``merge_short_segments``);
             0 keeps the raw runs.
         attention_layer: also return the banded attention of this layer (negative counts from
-            the last), binned into at most ``attention_rows`` rows.
+            the last), mean of heads, binned into at most ``attention_rows`` rows.
+        attention_panels: instead, (layer, head or None for the mean) of each view to return
+            (``SpeechResult.attention_views``; ``attention`` is the first).
+        attention_kind: "raw" weights, or "rollout" through each panel's layer (heads averaged).
+        attention_span_s: (start, end or None) seconds: the views cover only this part of the clip.
         on_frames: called with (frames done, frames in the clip) after each chunk.
     Raises:
         InputError: an unreadable file (seqattn.readers.audio) or one shorter than one frame.
@@ -392,16 +443,27 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         raise InputError(f"{path}: {info.duration_s:.3f} s is shorter than one {spec.window_ms:g} ms frame")
     blocks = iter_audio(path, spec.sample_rate_hz)
     binner = None
-    if attention_layer is not None:
-        bin_steps = max(1, math.ceil(cfg.steps(expected) / attention_rows))
-        binner = AttentionBinner(attention_layer % cfg.encoder.n_layers, cfg.encoder.window, bin_steps,
-                                 bin_steps * cfg.stride * spec.hop_ms / 1000)
+    if attention_layer is not None and attention_panels is None:
+        attention_panels = [(attention_layer % cfg.encoder.n_layers, None)]
+    if attention_panels:
+        step_s = cfg.stride * spec.hop_ms / 1000
+        n_steps = cfg.steps(expected)
+        first, last = 0, n_steps
+        if attention_span_s is not None:
+            first = min(n_steps, max(0, int(attention_span_s[0] / step_s)))
+            if attention_span_s[1] is not None:
+                last = max(first, min(n_steps, math.ceil(attention_span_s[1] / step_s)))
+        bin_steps = max(1, math.ceil(max(1, last - first) / attention_rows))
+        binner = AttentionBinner(attention_panels, cfg.encoder.window, bin_steps, bin_steps * step_s,
+                                 attention_kind, first, last)
     segments = SegmentBuilder(spec, loaded.label_of)
     pooling = PoolingAccumulator()
     transcript: list[int] = []
     previous = BLANK
     n_frames = 0
-    for out in iter_chunk_outputs(loaded.model, loaded.extractor.stream(blocks), chunk_frames, binner is not None):
+    for out in iter_chunk_outputs(loaded.model, loaded.extractor.stream(blocks), chunk_frames,
+                                  binner is not None and attention_kind == "raw",
+                                  rollout=binner is not None and attention_kind == "rollout"):
         segments.add(out.start, out.frame_logits)
         pooling.add(out.pool_scores, out.hidden)
         path_ids = out.ctc_logits.argmax(dim=-1).tolist()
@@ -412,6 +474,7 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         n_frames = out.start + len(out.frame_logits)
         if on_frames:
             on_frames(n_frames, expected)
+    views = binner.views() if binner is not None else []
     with torch.inference_mode():
         probs = torch.softmax(loaded.model.class_head.classify(pooling.pooled()[None].to(loaded.device)), dim=-1)[0]
     confidence, best = probs.cpu().max(dim=-1)
@@ -419,7 +482,7 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
                         cfg.labels[int(best)], round(float(confidence), 4),
                         [cfg.labels[i - 1] for i in transcript],
                         merge_short_segments(segments.finish(), min_segment_s),
-                        binner.view() if binner is not None else None, round(time.perf_counter() - started, 3))
+                        views[0] if views else None, round(time.perf_counter() - started, 3), views)
 
 
 # --------------------------------------------------------------------------- manifests and evaluation

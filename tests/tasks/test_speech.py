@@ -308,3 +308,20 @@ def test_resume_refuses_other_checkpoints(tone_manifests, tiny_treebank, tmp_pat
                      reporter=Callbacks(on_epoch=kill_at(1)))
     with pytest.raises(ModelError, match="a checkpoint of a tagger run, not of a speech run"):
         train_speech(rows, tmp_path / "m", tiny_speech_config(), resume=tmp_path / "tagger.checkpoint")
+
+
+@pytest.mark.parametrize("chunk_frames", [5, 64, 4096])
+def test_chunked_rollout_equals_rollout_of_the_whole_clip(chunk_frames):
+    """Rollout through l layers reaches l * w steps, inside the chunks' L * w steps of context."""
+    from seqattn.analysis.rollout import attention_rollout
+
+    model = random_model()
+    features = np.random.default_rng(2).standard_normal((301, 16)).astype(np.float32) * 10 - 40
+    with torch.inference_mode():
+        whole = attention_rollout(model(torch.from_numpy(features)[None], return_weights=True)["weights"], 3)
+    pieces = [features[i:i + 37] for i in range(0, 301, 37)]
+    outputs = list(iter_chunk_outputs(model, pieces, chunk_frames, rollout=True, workers=1))
+    for depth in range(2):
+        joined = torch.cat([o.weights[depth][0] for o in outputs])
+        assert joined.shape == (151, 2 * (depth + 1) * 3 + 1)
+        torch.testing.assert_close(joined, whole[depth][0], atol=2e-5, rtol=1e-5)
