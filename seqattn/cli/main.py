@@ -63,9 +63,10 @@ def models_cli(
 
 def _register_commands() -> None:
     # Each task module adds its commands; importing them costs only typer.
-    from seqattn.cli import benchmark, classify, graph, seq2seq, speech, tag
+    from seqattn.cli import benchmark, classify, graph, seq2seq, speech, tag, tokenize
 
     tag.register(app, evaluate_app, train_app)
+    tokenize.register(app)
     classify.register(app, evaluate_app, train_app)
     benchmark.register(app)
     graph.register(app, evaluate_app, train_app)
