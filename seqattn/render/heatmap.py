@@ -117,8 +117,9 @@ def _block(matrix: Sequence[Sequence[float]], row_labels: Sequence[str] | None, 
     indent = label_width + 1 if row_labels is not None else 0
     lines = [_header(keys, col_headers, indent)]
     for i, row in enumerate(matrix):
-        line = Text(_fit(printable(row_labels[i]), label_width) + " ", style="bold") if row_labels is not None \
-            else Text()
+        line = Text()
+        if row_labels is not None:
+            line.append(_fit(printable(row_labels[i]), label_width) + " ", style="bold")  # the label only
         for j in keys:
             line.append_text(cell(row[j], top, colour))
         lines.append(line)
