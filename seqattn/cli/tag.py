@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.cli.attention_options import head_option, kind_option, layer_option
+from seqattn.cli.attention_out import attention_out_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -28,6 +29,7 @@ def tag_cli(
     layer: str = layer_option(),
     head: Optional[str] = head_option(),
     attention_kind: str = kind_option(),
+    attention_out: Optional[Path] = attention_out_option(),
     precision: Optional[str] = typer.Option(None, "--precision", help=PRECISION_HELP, show_default=False),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="Read a longer line in pieces "
@@ -63,6 +65,9 @@ def tag_cli(
     from seqattn.cli.attention_options import parse_request
 
     request = parse_request(layer, head, attention_kind)
+    from seqattn.cli.attention_out import check_out
+
+    export_to = check_out(attention_out, [file], attention_kind)
     if file is None:
         if sys.stdin.isatty():
             raise InputError("no input: give a FILE, or '-' and pipe text into seqattn tag")
@@ -78,7 +83,11 @@ def tag_cli(
         items = iter_items(lines, input_format, tagger.max_words, warn=lambda message: say(message, quiet))
         new_paragraph = False
         since_trim = 0  # words since the heap was last trimmed: flat memory however long the input
-        for item, result in iter_tagged(tagger, items, with_attention=attention, flush_when=lines.would_block):
+        from seqattn.export import RecordCollector, tokens_record
+
+        collector = RecordCollector() if export_to else None  # the first sentences, memory capped
+        for item, result in iter_tagged(tagger, items, with_attention=attention or export_to is not None,
+                                        flush_when=lines.would_block):
             if result is None:  # an empty input line: keep it, so outputs line up with inputs
                 new_paragraph = True
                 if fmt == "pretty":
@@ -92,6 +101,9 @@ def tag_cli(
             if since_trim >= TRIM_EVERY_WORDS:
                 trim_heap()
                 since_trim = 0
+            if collector is not None and not collector.full and result.attention is not None:
+                collector.add(tokens_record(" ".join(result.words), result.words, result.attention, tagger.window,
+                                            " ".join(result.tags)))
             weights = _attention_maps(result.attention, selection, tagger.window) if attention else None
             if fmt == "pretty":
                 out.print(render.pretty(result.words, result.tags))
@@ -114,6 +126,10 @@ def tag_cli(
                     line = json_line(obj, ensure_ascii=False)
                 write(line)
             new_paragraph = False
+        if collector is not None:
+            from seqattn.cli.attention_out import finish
+
+            finish(export_to, collector.records, selection, quiet, dropped=collector.dropped, kept_what="sentences")
 
 
 def _attention_maps(per_layer, selection, window: int | None) -> list[tuple[str, list[list[float]]]]:

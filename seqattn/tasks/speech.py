@@ -418,7 +418,9 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
               on_frames: Callable[[int, int], None] | None = None,
               min_segment_s: float = MIN_SEGMENT_S, attention_panels: list[tuple[int, int | None]] | None = None,
               attention_kind: str = "raw",
-              attention_span_s: tuple[float, float | None] | None = None) -> SpeechResult:
+              attention_span_s: tuple[float, float | None] | None = None,
+              on_features: Callable[[np.ndarray], None] | None = None,
+              on_weights: Callable[[int, list[torch.Tensor]], None] | None = None) -> SpeechResult:
     """Class, transcript and segments of one clip of any length, in bounded memory.
 
     Args:
@@ -432,6 +434,10 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         attention_kind: "raw" weights, or "rollout" through each panel's layer (heads averaged).
         attention_span_s: (start, end or None) seconds: the views cover only this part of the clip.
         on_frames: called with (frames done, frames in the clip) after each chunk.
+        on_features: called with each block of frame vectors ((n, bins)), in order, as they are
+            made (an attention export keeps the spectrogram this way).
+        on_weights: called with (first step, L x (H, m, 2w + 1) raw band weights) for each
+            chunk, in order: every layer and head at every step (an attention export).
     Raises:
         InputError: an unreadable file (seqattn.readers.audio) or one shorter than one frame.
     """
@@ -461,8 +467,13 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
     transcript: list[int] = []
     previous = BLANK
     n_frames = 0
-    for out in iter_chunk_outputs(loaded.model, loaded.extractor.stream(blocks), chunk_frames,
-                                  binner is not None and attention_kind == "raw",
+    features = loaded.extractor.stream(blocks)
+    if on_features is not None:
+        features = _tapped(features, on_features)
+    if on_weights is not None and binner is not None and attention_kind == "rollout":
+        raise ValueError("on_weights takes raw weights; the chunks carry rollout weights with attention_kind='rollout'")
+    raw_weights = (binner is not None and attention_kind == "raw") or on_weights is not None
+    for out in iter_chunk_outputs(loaded.model, features, chunk_frames, raw_weights,
                                   rollout=binner is not None and attention_kind == "rollout"):
         segments.add(out.start, out.frame_logits)
         pooling.add(out.pool_scores, out.hidden)
@@ -471,6 +482,8 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
         previous = path_ids[-1]
         if binner is not None:
             binner.add(out.step_start, out.weights)
+        if on_weights is not None:
+            on_weights(out.step_start, out.weights)
         n_frames = out.start + len(out.frame_logits)
         if on_frames:
             on_frames(n_frames, expected)
@@ -483,6 +496,13 @@ def recognise(loaded: LoadedSpeechModel, path: str | Path, chunk_frames: int = C
                         [cfg.labels[i - 1] for i in transcript],
                         merge_short_segments(segments.finish(), min_segment_s),
                         views[0] if views else None, round(time.perf_counter() - started, 3), views)
+
+
+def _tapped(blocks: Iterable[np.ndarray], seen: Callable[[np.ndarray], None]) -> Iterator[np.ndarray]:
+    """``blocks`` unchanged, each handed to ``seen`` on its way."""
+    for block in blocks:
+        seen(block)
+        yield block
 
 
 # --------------------------------------------------------------------------- manifests and evaluation
