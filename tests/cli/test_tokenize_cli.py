@@ -243,3 +243,14 @@ def test_help_lists_tokenize():
     assert b"tokenize" in proc.stdout
     proc = seqattn("tokenize", "--help")
     assert proc.returncode == 0 and b"--pieces-only" in proc.stdout and b"--spm" in proc.stdout
+
+
+def test_tokenize_needs_no_torch():
+    """A shell filter: it starts without the model stack (torch takes seconds to import)."""
+    check = ("import sys, io\nsys.stdin = io.TextIOWrapper(io.BytesIO(b'Hi there.\\n'))\n"
+             "from seqattn.cli.main import run\nassert run(['tokenize', '-', '-f', 'tsv']) == 0\n"
+             "assert 'torch' not in sys.modules, 'torch imported'")
+    proc = subprocess.run([sys.executable, "-c", check], capture_output=True, cwd=ROOT,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith(b"Hi\t0\t2\t")
