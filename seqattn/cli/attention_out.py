@@ -60,14 +60,17 @@ def panels_of(selection) -> Optional[list]:
 
 
 def finish(out: Optional[Path], records, selection=None, quiet: bool = False, which: Optional[str] = None,
-           dropped: int = 0, kept_what: str = "inputs") -> None:
-    """Write the export (if asked for) and say on stderr where it went, and what the cap left out."""
+           dropped: int = 0, kept_what: str = "inputs", panels: Optional[list] = None) -> None:
+    """Write the export (if asked for) and say on stderr where it went, and what the cap left out.
+
+    ``selection`` (or ``panels``, (layer, head) pairs) chooses what a picture shows.
+    """
     if out is None:
         return
     from seqattn.cli.common import say
     from seqattn.export import export_attention
 
-    fmt = export_attention(out, records, panels_of(selection), which=which)
+    fmt = export_attention(out, records, panels if panels is not None else panels_of(selection), which=which)
     if dropped:
         say(f"--attention-out {out}: kept the first {len(records):,} {kept_what}; {dropped:,} more were not "
             "exported (the cap that keeps memory bounded)")

@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.cli.attention_options import head_option, kind_option, layer_option
+from seqattn.cli.attention_out import attention_out_option
 from seqattn.models.device import DEVICE_HELP
 
 FORMATS_HELP = "pretty (terminal default) | tsv (pipe default: node<TAB>class<TAB>probability) | jsonl"
@@ -33,6 +34,7 @@ def graph_cli(
     layer: str = layer_option("all"),
     head: Optional[str] = head_option("all"),
     attention_kind: str = kind_option(),
+    attention_out: Optional[Path] = attention_out_option(),
     directed: bool = typer.Option(False, "--directed", help="Read an edge list as directed (a b: a -> b)."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No messages on stderr."),
@@ -51,6 +53,9 @@ def graph_cli(
     if input_format is not None and input_format not in FORMATS:
         raise InputError(f"unknown --input-format {input_format!r}; expected one of {', '.join(FORMATS)}")
     request = parse_request(layer, head, attention_kind, rollout_refusal=NO_ROLLOUT)
+    from seqattn.cli.attention_out import check_out
+
+    export_to = check_out(attention_out, [graph, features, labels], attention_kind)
     with ExitStack() as stack:  # first: bad input before the model loads
         if wants_stdin(graph):
             path = stack.enter_context(stdin_as_file(max_bytes=GRAPH_STDIN_MAX_BYTES))
@@ -62,8 +67,9 @@ def graph_cli(
     from seqattn.tasks.graph import load_node_classifier
 
     classifier = load_node_classifier(model, device)
-    columns = _attention_columns(request, classifier.cfg) if node is not None else None
-    result = classifier.predict(data, with_attention=node is not None)
+    wanted = node is not None or export_to is not None
+    columns = _attention_columns(request, classifier.cfg) if wanted else None
+    result = classifier.predict(data, with_attention=wanted)
     if data.self_loops_dropped or data.duplicates_dropped:  # after any error: an error is one line alone
         from seqattn.render.safe import printable
 
@@ -73,6 +79,13 @@ def graph_cli(
         _show_attention(data, result, classifier, node, fmt, columns)
     else:
         _show_classes(data, result, classifier.cfg, fmt)
+    if export_to is not None:
+        from seqattn.cli.attention_out import finish
+        from seqattn.export import graph_record
+
+        record = graph_record(str(data.source), data.nodes, result.edge_index, result.attention, result.classes, node,
+                              f"{data.n_nodes:,} nodes, {data.n_edges:,} directed edges; model {model}")
+        finish(export_to, [record], quiet=quiet, panels=columns, kept_what="graphs")
 
 
 def _show_classes(data, result, cfg, fmt: str) -> None:

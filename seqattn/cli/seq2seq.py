@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.cli.attention_options import head_option, kind_option, layer_option
+from seqattn.cli.attention_out import attention_out_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -55,6 +56,7 @@ def seq2seq_cli(
     layer: str = layer_option(),
     head: Optional[str] = head_option(),
     attention_kind: str = kind_option(),
+    attention_out: Optional[Path] = attention_out_option(),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="A longer input line is "
                                        "refused (an error on stderr, an empty output row), read in pieces of this "
@@ -82,6 +84,9 @@ def seq2seq_cli(
         raise InputError("--attention draws with --format pretty or adds weights with jsonl, not tsv")
     check_max_line_bytes(max_line_bytes)
     request = _attention_request(attention_type, layer, head, attention_kind)
+    from seqattn.cli.attention_out import check_out
+
+    export_to = check_out(attention_out, [file], attention_kind)
     from seqattn.cli.common import wants_stdin
 
     if wants_stdin(file):  # no FILE and stdin a terminal: say so instead of waiting (as tag does)
@@ -99,11 +104,19 @@ def seq2seq_cli(
     part = loaded.cfg.encoder if attention_type == "encoder" else loaded.cfg.decoder
     selection = request.resolve(part.n_layers, part.n_heads)
     # The beam search keeps the alignment (last layer, mean of heads); anything else takes one more pass.
-    with_maps = attention and (fmt == "pretty" or _asks_more(attention_type, selection))
+    with_maps = (attention and (fmt == "pretty" or _asks_more(attention_type, selection))) or export_to is not None
     out = console() if fmt == "pretty" else None
+    from seqattn.cli.attention_out import finish
+    from seqattn.export import RecordCollector, seq2seq_record
+
+    collector = RecordCollector() if export_to else None  # the first inputs, memory capped
 
     def emit(inputs: list[str], outputs: list) -> None:
         for text, result in zip(inputs, outputs):
+            if collector is not None and result is not None and result.maps is not None and not collector.full:
+                m = result.maps
+                collector.add(seq2seq_record(text.strip(), result.source_symbols, result.symbols, m.encoder, m.decoder,
+                                             m.cross, m.window, f"output: {result.text}"))
             if fmt == "pretty":
                 out.print(render.pretty(text, result), soft_wrap=True)
                 if attention and result is not None:
@@ -127,6 +140,8 @@ def seq2seq_cli(
     if batches is not None:
         for inputs, sources in batches:
             emit(inputs, loaded.decode(sources, beam=beam, with_attention=attention, with_maps=with_maps))
+        if collector is not None:
+            finish(export_to, collector.records, selection, quiet, attention_type, collector.dropped)
         return
     import itertools
 
@@ -179,6 +194,8 @@ def seq2seq_cli(
             if not skipping and (len(pending) >= 256 or lines.would_block()):
                 flush()
         flush()
+    if collector is not None:
+        finish(export_to, collector.records, selection, quiet, attention_type, collector.dropped)
     if refused:
         raise InputError(f"{refused:,} input line{'s were' if refused > 1 else ' was'} refused (see above)")
 

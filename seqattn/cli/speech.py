@@ -8,6 +8,7 @@ from typing import List, Optional
 import typer
 
 from seqattn.cli.attention_options import head_option, kind_option, layer_option
+from seqattn.cli.attention_out import attention_out_option
 from seqattn.models.device import DEVICE_HELP
 
 SPEECH_FORMATS_HELP = ("pretty (terminal default) | tsv (pipe default: file, class, confidence, transcript, "
@@ -125,6 +126,7 @@ def speech_cli(
     attention_span: Optional[str] = typer.Option(None, "--attention-span", help="START:END seconds (either may "
                                                  "be left out): the attention view covers only this part of the "
                                                  "clip.", show_default=False),
+    attention_out: Optional[Path] = attention_out_option(),
     min_segment: float = typer.Option(0.15, "--min-segment", help="Frame-tag runs shorter than this (seconds) "
                                                                    "join a neighbour; 0 shows the raw runs."),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
@@ -153,6 +155,9 @@ def speech_cli(
     from seqattn.cli.attention_options import parse_request
 
     request = parse_request(layer, head, attention_kind)
+    from seqattn.cli.attention_out import check_out
+
+    export_to = check_out(attention_out, clips or [], attention_kind)
     span = _parse_span(attention_span)
     if attention_rows is not None and attention_rows < 1:
         raise InputError(f"--attention-rows must be >= 1, got {attention_rows}")
@@ -165,7 +170,7 @@ def speech_cli(
         for path in paths:  # every file is checked before the model loads
             audio_info(path)
         _recognise_all(paths, names, window, hop, model, fmt, attention, request, min_segment, quiet, device,
-                       attention_rows, span)
+                       attention_rows, span, export_to)
 
 
 def _parse_span(text: str | None) -> tuple[float, float | None] | None:
@@ -204,8 +209,9 @@ def _attention_hint(view, rows_asked: int | None, clip_steps: int) -> str:
 
 def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str, fmt: str, attention: bool,
                    request, min_segment: float, quiet: bool, device: str = "cpu", attention_rows: int | None = None,
-                   span: tuple[float, float | None] | None = None) -> None:
-    """Recognise each clip and write its result as soon as it is ready (one record per clip)."""
+                   span: tuple[float, float | None] | None = None, export_to: Path | None = None) -> None:
+    """Recognise each clip and write its result as soon as it is ready (one record per clip);
+    with ``export_to``, every clip's attention goes to that file at the end (seqattn.export)."""
     from rich.markup import escape
 
     from seqattn.cli.common import console, progress, write
@@ -224,13 +230,19 @@ def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str,
 
         attention_rows = max(ATTENTION_ROWS, out.height - 12) if out is not None and stdout_is_terminal() \
             else ATTENTION_ROWS
+    from seqattn.export.speech import SpeechExport
+
+    exporter = SpeechExport.for_model(loaded) if export_to else None  # band and spectrogram spilled to disk
     for k, (clip, name) in enumerate(zip(paths, names)):
         with progress(escape(printable(Path(name).name)), quiet) as bar:  # the bar reads rich markup
-            result = recognise(loaded, clip, on_frames=lambda done, total: bar.update(done, total),
+            result = recognise(loaded, clip, **(exporter.hooks() if exporter else {}),
+                               on_frames=lambda done, total: bar.update(done, total),
                                min_segment_s=min_segment, attention_rows=attention_rows,
                                attention_panels=[(p.layer, p.head) for p in selection.panels] if attention else None,
                                attention_kind=selection.kind, attention_span_s=span)
         result.file = name
+        if exporter is not None:
+            exporter.add(name, result)
         if fmt == "pretty":
             if k:
                 out.print()
@@ -245,6 +257,13 @@ def _recognise_all(paths: list[Path], names: list[str], window, hop, model: str,
             write(render.tsv(result))
         else:
             write(render.jsonl(result))
+    if exporter is not None:
+        from seqattn.cli.attention_out import finish
+
+        try:
+            finish(export_to, exporter.records, selection, quiet, dropped=exporter.dropped, kept_what="clips")
+        finally:
+            exporter.close()
 
 
 def evaluate_speech_cli(

@@ -106,11 +106,11 @@ def _grid(panels: Sequence[Panel]) -> tuple[int, int]:
     return math.ceil(len(panels) / cols), cols
 
 
-def _label(text) -> str:
+def _label(text, limit: int = 24) -> str:
     from seqattn.render.safe import printable
 
     text = printable(text)
-    return text if len(text) <= 24 else text[:23] + "\u2026"
+    return text if len(text) <= limit else text[:limit - 1] + "\u2026"
 
 
 def _panel_title(layer: int, head) -> str:
@@ -157,7 +157,7 @@ def _heatmaps(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> N
             ax.xaxis.tick_top()
         elif not single:
             ax.set_xticks([])
-    fig.suptitle(_label(record.name) + f"  ({amap.title})", fontsize=10)
+    fig.suptitle(_label(record.name, 90) + f"  ({amap.title})", fontsize=10)
 
 
 def _speech(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> None:
@@ -173,11 +173,11 @@ def _speech(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> Non
     duration = max(frames * speech.frame_hop_s, steps * speech.step_s)
     ratios = [3, 0.6] + [2] * len(panels)
     axes = fig.subplots(len(ratios), 1, sharex=True, gridspec_kw={"height_ratios": ratios})
-    fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.08, hspace=0.35)
+    fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.13, hspace=0.35)
     axes[0].imshow(spectrogram.T, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, spectrogram.shape[1]),
                    interpolation="nearest")
     axes[0].set_ylabel("mel band")
-    axes[0].set_title(_label(record.name) + (f"  ({record.caption})" if record.caption else ""), fontsize=10)
+    axes[0].set_title(_label(record.name, 80) + (f"  ({record.caption})" if record.caption else ""), fontsize=10)
     segments = axes[1]
     for start, end, label in speech.segments:
         silent = label == speech.silence
@@ -212,9 +212,13 @@ def _graph(fig, record: AttentionRecord, panels: Sequence[Panel]) -> None:
     ax = fig.subplots()
     fig.subplots_adjust(left=0.3, right=0.97, top=0.82, bottom=0.04)
     ax.imshow(table, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
+    if table.size <= 400:  # few enough cells to print each weight
+        for (r, c), value in np.ndenumerate(table):
+            ax.text(c, r, f"{value:.3f}", ha="center", va="center", fontsize=7,
+                    color="white" if value > 0.6 else "black")
     labels = [_label(graph.nodes[s]) + (" (self)" if s == node else "") for s in sources]
     ax.set_yticks(range(len(labels)), labels)
     ax.set_xticks(range(len(panels)), [f"L{l}" + ("mean" if h is None else f"h{h}") for l, h in panels], rotation=90)
     ax.xaxis.tick_top()
     shown = f"the {len(order)} heaviest of " if len(into) > len(order) else ""
-    fig.suptitle(f"node {_label(graph.nodes[node])}: {shown}{len(into)} incoming edges (self included)", fontsize=10)
+    fig.suptitle(f"node {_label(graph.nodes[node], 40)}: {shown}{len(into)} incoming edges (self included)", fontsize=10)

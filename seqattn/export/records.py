@@ -143,6 +143,40 @@ def tokens_record(name: str, labels: Sequence[str], per_layer: Sequence, window:
                                                          window=window)], caption=caption)
 
 
+def seq2seq_record(name: str, source: Sequence[str], output: Sequence[str], encoder: Sequence, decoder: Sequence,
+                   cross: Sequence, window: Optional[int] = None, caption: str = "") -> AttentionRecord:
+    """A source and its decoded output: the three attentions of an encoder-decoder, cross first shown.
+
+    Decoder position t reads ``<s>`` (t = 0) or output symbol t - 1 and predicts output symbol t
+    (the last predicts ``</s>``): its queries are labelled by what they predict, its keys by what
+    they read.
+    Shapes:
+        encoder: L x (H, S, S) (or (H, S, 2w + 1) with ``window``); decoder: L x (H, T, T);
+        cross: L x (H, T, S), T = len(output) + 1
+    """
+    predicted = list(output) + ["</s>"]
+    read = ["<s>"] + list(output)
+    stack = lambda per_layer: np.stack([_numpy(w) for w in per_layer])  # noqa: E731
+    maps = [AttentionMap("encoder", "encoder self-attention", stack(encoder), list(source), window=window),
+            AttentionMap("decoder", "decoder masked self-attention", stack(decoder), predicted, read),
+            AttentionMap("cross", "cross-attention (encoder-decoder)", stack(cross), predicted, list(source))]
+    return AttentionRecord(name, "seq2seq", maps, primary=2, caption=caption)
+
+
+def graph_record(name: str, nodes: Sequence[str], edge_index, per_layer: Sequence, classes=None,
+                 focus: Optional[int] = None, caption: str = "") -> AttentionRecord:
+    """A graph's attention from a model's per-layer edge weights (tensors or arrays).
+
+    Shapes:
+        edge_index: (2, E) (source, target); per_layer: L x (E, H_l), a row per edge
+    """
+    weights = [np.ascontiguousarray(_numpy(w).T) for w in per_layer]  # L x (H_l, E)
+    edges = edge_index.detach().cpu().numpy() if hasattr(edge_index, "detach") else np.asarray(edge_index)
+    graph = GraphAttention(list(nodes), edges.astype(np.int64), weights, None if classes is None else list(classes),
+                           focus)
+    return AttentionRecord(name, "graph", caption=caption, graph=graph)
+
+
 def _numpy(x) -> np.ndarray:
     """A torch tensor (any dtype, any device) or array as a float32 numpy array."""
     if hasattr(x, "detach"):
