@@ -72,8 +72,8 @@ def finish(out: Optional[Path], records, selection=None, quiet: bool = False, wh
 
     fmt = export_attention(out, records, panels if panels is not None else panels_of(selection), which=which)
     if dropped:
-        say(f"--attention-out {out}: kept the first {len(records):,} {kept_what}; {dropped:,} more were not "
-            "exported (the cap that keeps memory bounded)")
+        say(f"--attention-out {out}: kept the first {len(records):,} {kept_what}; {dropped:,} more "
+            f"{'was' if dropped == 1 else 'were'} not exported (the cap that keeps memory bounded)")
     elif fmt in ("svg", "png") and len(records) > 1:
         say(f"--attention-out {out}: a picture shows the first of {len(records):,} {kept_what}; .html or .npz "
             "hold them all", quiet)

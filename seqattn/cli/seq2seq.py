@@ -113,7 +113,7 @@ def seq2seq_cli(
 
     def emit(inputs: list[str], outputs: list) -> None:
         for text, result in zip(inputs, outputs):
-            if collector is not None and result is not None and result.maps is not None and not collector.full:
+            if collector is not None and result is not None and result.maps is not None and collector.wants():
                 m = result.maps
                 collector.add(seq2seq_record(text.strip(), result.source_symbols, result.symbols, m.encoder, m.decoder,
                                              m.cross, m.window, f"output: {result.text}"))

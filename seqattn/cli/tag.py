@@ -101,7 +101,7 @@ def tag_cli(
             if since_trim >= TRIM_EVERY_WORDS:
                 trim_heap()
                 since_trim = 0
-            if collector is not None and not collector.full and result.attention is not None:
+            if collector is not None and result.attention is not None and collector.wants():
                 collector.add(tokens_record(" ".join(result.words), result.words, result.attention, tagger.window,
                                             " ".join(result.tags)))
             weights = _attention_maps(result.attention, selection, tagger.window) if attention else None

@@ -9,15 +9,15 @@ A library: nothing here prints.  The commands build one ``AttentionRecord`` per 
     out = check_attention_out(path, inputs=[file])  # before any input is read: InputError if refused
     collector = RecordCollector()                    # first MAX_RECORDS inputs, MAX_WEIGHTS weights
     for each input:
-        record = AttentionRecord(
+        if not collector.wants():  # past the cap: counted in collector.dropped, nothing built
+            continue
+        collector.add(AttentionRecord(
             name=text, kind="classify", caption=f"class {label} ({p:.3f})",
             maps=[AttentionMap("pooling", "attention pooling", pooling_weights,  # (1, H, 1, N)
                                queries=["[class]"], keys=words),
                   AttentionMap("self", "self-attention", self_weights,         # (L, H, N, 2w+1)
                                queries=words, window=w)],
-            primary=0)
-        if not collector.add(record):  # False once the cap is reached: say so once on stderr
-            ...
+            primary=0))
     export_attention(out, collector.records, panels=[(layer, head_or_None), ...], which=None)
 
 * ``AttentionMap(key, title, weights, queries, keys=None, window=None)``: weights (L, H, N, M)
@@ -62,8 +62,9 @@ class RecordCollector:
     the inputs left out, for the command's notice on stderr.
     """
 
-    def __init__(self, max_records: int = MAX_RECORDS, max_weights: int = MAX_WEIGHTS):
-        self.max_records, self.max_weights = max_records, max_weights
+    def __init__(self, max_records: Optional[int] = None, max_weights: Optional[int] = None):
+        self.max_records = MAX_RECORDS if max_records is None else max_records
+        self.max_weights = MAX_WEIGHTS if max_weights is None else max_weights
         self.records: list[AttentionRecord] = []
         self.weights = 0
         self.dropped = 0
@@ -71,6 +72,13 @@ class RecordCollector:
     @property
     def full(self) -> bool:
         return self.dropped > 0
+
+    def wants(self) -> bool:
+        """True while there is room for another input; past a cap, counts it as dropped (build no record)."""
+        if self.full or len(self.records) >= self.max_records:
+            self.dropped += 1
+            return False
+        return True
 
     def add(self, record: AttentionRecord) -> bool:
         size = sum(_size(m.weights) for m in record.maps)

@@ -19,7 +19,7 @@ class SpeechExport:
     """Collects the attention of each clip of a speech model (``LoadedSpeechModel``)."""
 
     def __init__(self, n_layers: int, n_heads: int, window: int, bins: int, frame_hop_s: float, stride: int,
-                 silence: str, max_records: int = 1000):
+                 silence: str, max_records: int | None = None):
         self.n_layers, self.n_heads, self.window, self.bins = n_layers, n_heads, window, bins
         self.frame_hop_s, self.step_s, self.silence = frame_hop_s, frame_hop_s * stride, silence
         self.spill = SpillDirectory()
