@@ -19,6 +19,7 @@ demo: $(STAMP)
 	$(VENV)/bin/seqattn tag data/sample.txt
 
 test: $(STAMP)
+	sh scripts/install_test_browser.sh
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
