@@ -29,7 +29,7 @@ CACHED_WORD_CHARS = 64  # words up to this long keep their pieces in a cache; lo
 CACHED_WORDS = 100_000
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Token:
     """One word: its text, span in the line (code points, end exclusive), pieces, and what follows it.
 
@@ -44,7 +44,7 @@ class Token:
     space_after: str = " "
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sentence:
     """A sentence of one input line: its words, their span in the line and the text of that span.
 
@@ -69,7 +69,7 @@ class Sentence:
         return _SPACES.sub(lambda m: " " * len(m.group()), self.text)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Break:
     """An input line without words (empty or only whitespace): a paragraph break in the output."""
 
