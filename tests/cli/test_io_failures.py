@@ -157,7 +157,8 @@ OPTION_RANGES = [
     (["benchmark", "speed", "--model", "en-upos", "--data", "data/sample.txt", "--repeats", "0"],
      "--repeats must be 1..1000, got 0"),
     (["seq2seq", "-", "--beam", "1e23"], "Invalid value for '--beam'"),
-    (["speech", WAV, "--layer", "1.5"], "Invalid value for '--layer'"),
+    (["speech", WAV, "--layer", "1.5"], "--layer '1.5': expected a number or all"),
+    (["speech", WAV, "--head", "first"], "--head 'first': expected a number or mean or all"),
 ]
 
 
