@@ -31,6 +31,8 @@ from seqattn.export.records import AttentionMap, AttentionRecord
 DPI = 100
 SINGLE_PX = 640
 GRID_CELL_PX = 240
+FEW_PANELS = 4  # a grid of this many panels or fewer has larger panels, with labels
+FEW_CELL_PX = 360
 GRID_MARGIN_PX = 80
 SPEECH_WIDTH_PX = 1200
 SPEECH_BASE_PX = 260
@@ -48,7 +50,13 @@ def figure_size_px(record: AttentionRecord, panels: Sequence[Panel]) -> tuple[in
     if record.kind == "graph" or len(panels) == 1:
         return SINGLE_PX, SINGLE_PX
     rows, cols = _grid(panels)
-    return GRID_MARGIN_PX + cols * GRID_CELL_PX, GRID_MARGIN_PX + rows * GRID_CELL_PX
+    cell = _cell_px(panels)
+    return GRID_MARGIN_PX + cols * cell, GRID_MARGIN_PX + rows * cell
+
+
+def _cell_px(panels: Sequence[Panel]) -> int:
+    """A grid's panel size: larger for a few panels, which then carry their labels."""
+    return FEW_CELL_PX if len(panels) <= FEW_PANELS else GRID_CELL_PX
 
 
 def all_panels(record: AttentionRecord, which: Optional[str] = None) -> list[Panel]:
@@ -83,7 +91,8 @@ def write_image(path: Path, fmt: str, record: AttentionRecord, panels: Optional[
              "savefig.dpi": DPI}
     with warnings.catch_warnings(), matplotlib.rc_context(style):
         warnings.simplefilter("ignore")  # missing glyphs for unusual labels: drawn as boxes, not an error
-        fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI)
+        fig = plt.figure(figsize=(width / DPI, height / DPI), dpi=DPI,
+                         layout=None if record.kind == "speech" else "constrained")
         try:
             if record.kind == "speech":
                 _speech(fig, record, panels, which)
@@ -101,6 +110,8 @@ def _grid(panels: Sequence[Panel]) -> tuple[int, int]:
     layers = list(dict.fromkeys(p[0] for p in panels))
     heads = list(dict.fromkeys(p[1] for p in panels))
     if len(layers) * len(heads) == len(panels):
+        if len(heads) == 1:  # one head (or the mean) per layer: the layers side by side
+            return 1, len(layers)
         return len(layers), len(heads)
     cols = min(4, len(panels))
     return math.ceil(len(panels) / cols), cols
@@ -135,9 +146,8 @@ def _heatmaps(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> N
     amap = pick_map(record, which)
     rows, cols = _grid(panels)
     single = len(panels) == 1
+    labelled = len(panels) <= FEW_PANELS  # room for the labels on every panel
     axes = fig.subplots(rows, cols, squeeze=False)
-    fig.subplots_adjust(left=0.2 if single else 0.06, right=0.97, bottom=0.05 if not single else 0.04,
-                        top=0.8 if single else 0.9, wspace=0.25, hspace=0.35)
     queries = amap.queries
     keys = amap.key_labels()
     for ax in axes.flat[len(panels):]:
@@ -148,15 +158,21 @@ def _heatmaps(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> N
                   interpolation="nearest")
         ax.set_title(_panel_title(layer, head), fontsize=10 if single else 8)
         n, m = values.shape
-        if single and queries is not None and n <= MAX_TICK_LABELS:
-            ax.set_yticks(range(n), [_label(q) for q in queries])
-        elif not single:
+        limit = MAX_TICK_LABELS if single else MAX_TICK_LABELS // 2
+        size = 9 if single else 7
+        if labelled and queries is not None and n <= limit:
+            ax.set_yticks(range(n), [_label(q, 16) for q in queries], fontsize=size)
+        else:
             ax.set_yticks([])
-        if single and keys is not None and m <= MAX_TICK_LABELS:
-            ax.set_xticks(range(m), [_label(k) for k in keys], rotation=90)
+        if labelled and keys is not None and m <= limit:
+            ax.set_xticks(range(m), [_label(k, 16) for k in keys], rotation=90, fontsize=size)
             ax.xaxis.tick_top()
-        elif not single:
+        else:
             ax.set_xticks([])
+        if single:
+            ax.set_ylabel("query")
+            ax.set_xlabel("key")
+            fig.colorbar(ax.images[0], ax=ax, shrink=0.6, label="weight")
     fig.suptitle(_label(record.name, 90) + f"  ({amap.title})", fontsize=10)
 
 
@@ -210,7 +226,6 @@ def _graph(fig, record: AttentionRecord, panels: Sequence[Panel]) -> None:
     table = table[order]
     sources = edges[0, into[order]]
     ax = fig.subplots()
-    fig.subplots_adjust(left=0.3, right=0.97, top=0.82, bottom=0.04)
     ax.imshow(table, cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto", interpolation="nearest")
     if table.size <= 400:  # few enough cells to print each weight
         for (r, c), value in np.ndenumerate(table):

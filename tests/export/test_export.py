@@ -105,7 +105,7 @@ def test_svg_parses_and_png_has_the_expected_size(tmp_path):
     assert seqattn("tag", SAMPLE, "--attention-out", grid, "--layer", "all", "--head", "all").returncode == 0
     assert seqattn("tag", SAMPLE, "--attention-out", svg, "--layer", "all", "--head", "all").returncode == 0
     assert Image.open(single).size == (SINGLE_PX, SINGLE_PX)
-    assert Image.open(grid).size == (GRID_MARGIN_PX + 4 * GRID_CELL_PX, GRID_MARGIN_PX + 3 * GRID_CELL_PX)
+    assert Image.open(grid).size == (GRID_MARGIN_PX + 4 * GRID_CELL_PX, GRID_MARGIN_PX + 3 * GRID_CELL_PX)  # 12 panels
     root = ElementTree.parse(svg).getroot()
     assert root.tag.endswith("svg")
     assert len(root.findall(".//{http://www.w3.org/2000/svg}image")) == 12  # one heatmap per layer x head
