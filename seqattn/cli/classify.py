@@ -7,6 +7,7 @@ from typing import Optional
 
 import typer
 
+from seqattn.cli.attention_out import attention_out_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -27,6 +28,7 @@ def classify_cli(
                                                   "-1 = last)."),
     head: Optional[int] = typer.Option(None, "--head", help="Encoder head to show (0-based); default: mean over "
                                                             "heads.", show_default=False),
+    attention_out: Optional[Path] = attention_out_option(),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="Longest line read whole; the "
                                        "rest of a longer line is skipped, with a message on stderr."),
@@ -51,6 +53,9 @@ def classify_cli(
     check_max_line_bytes(max_line_bytes)
     if attention and fmt not in ("pretty", "jsonl"):
         raise InputError(f"--attention draws with --format pretty or adds weights with jsonl, not {fmt}")
+    from seqattn.cli.attention_out import check_out
+
+    export_to = check_out(attention_out, [file])
     if file is None:
         if sys.stdin.isatty():
             raise InputError("no input: give a FILE, or '-' and pipe text into seqattn classify")
@@ -68,13 +73,20 @@ def classify_cli(
             raise InputError(f"--head {head} is outside the model's {encoder.n_heads} heads (0..{encoder.n_heads - 1})")
         out = console() if fmt == "pretty" else None
         pending: list[tuple[int, str, list[str]]] = []  # (line number, text, words); words [] = empty line
+        from seqattn.export import RecordCollector, classify_record
+
+        collector = RecordCollector() if export_to else None  # the first texts, memory capped
 
         def flush() -> None:
             texts = [words for _, _, words in pending if words]
-            results = iter(classifier.predict(texts, with_attention=attention) if texts else [])
+            results = iter(classifier.predict(texts, with_attention=attention or export_to is not None)
+                           if texts else [])
             rows = []
             for number, text, words in pending:
                 result = next(results) if words else None
+                if collector is not None and result is not None and collector.wants():
+                    collector.add(classify_record(text.strip(), result.words, result.pooling, result.attention,
+                                                  classifier.window, f"{result.label} ({result.probability:.3f})"))
                 _emit(fmt, out, rows, classifier, number, text, result, attention, layer, head, quiet)
             if fmt == "pretty" and rows:
                 from seqattn.render.classes import table
@@ -98,6 +110,11 @@ def classify_cli(
             if len(pending) >= BATCH_TEXTS or lines.would_block() or (attention and fmt == "pretty"):
                 flush()
         flush()
+        if collector is not None:
+            from seqattn.cli.attention_out import finish
+
+            finish(export_to, collector.records, quiet=quiet, which="self", dropped=collector.dropped,
+                   kept_what="texts", panels=[(layer % encoder.n_layers, head)])
 
 
 def _emit(fmt, out, rows, classifier, number, text, result, attention, layer, head, quiet) -> None:

@@ -45,10 +45,10 @@ from typing import Optional, Sequence
 from seqattn.errors import InputError
 from seqattn.export.output import atomic_file, check_attention_out, export_format
 from seqattn.export.records import (AttentionMap, AttentionRecord, GraphAttention, SpeechExtras, as_numpy,
-                                    graph_record, seq2seq_record, tokens_record)
+                                    classify_record, graph_record, seq2seq_record, tokens_record)
 
 __all__ = ["AttentionMap", "AttentionRecord", "GraphAttention", "SpeechExtras", "RecordCollector", "as_numpy",
-           "check_attention_out", "export_attention", "export_format", "graph_record", "seq2seq_record",
+           "check_attention_out", "classify_record", "export_attention", "export_format", "graph_record", "seq2seq_record",
            "tokens_record"]
 
 MAX_RECORDS = 1000  # inputs kept by a streaming command (tag reads a corpus)

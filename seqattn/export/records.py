@@ -143,6 +143,21 @@ def tokens_record(name: str, labels: Sequence[str], per_layer: Sequence, window:
                                                          window=window)], caption=caption)
 
 
+def classify_record(name: str, words: Sequence[str], pooling, per_layer: Sequence, window: Optional[int],
+                    caption: str = "") -> AttentionRecord:
+    """A text's class attention: the pooling attention (the class vector's query over the words,
+    per head) and every encoder layer's self-attention.
+
+    Shapes:
+        pooling: (H_pool, N); per_layer: L x (H, N, N), or L x (H, N, 2w + 1) with ``window``
+    """
+    pooled = _numpy(pooling)[None, :, None, :]  # (1, H_pool, 1, N): one layer, one query
+    self_attention = np.stack([_numpy(w) for w in per_layer])
+    maps = [AttentionMap("pooling", "attention pooling (the text's vector)", pooled, ["[text]"], list(words)),
+            AttentionMap("self", "self-attention", self_attention, list(words), window=window)]
+    return AttentionRecord(name, "classify", maps, primary=0, caption=caption)
+
+
 def seq2seq_record(name: str, source: Sequence[str], output: Sequence[str], encoder: Sequence, decoder: Sequence,
                    cross: Sequence, window: Optional[int] = None, caption: str = "") -> AttentionRecord:
     """A source and its decoded output: the three attentions of an encoder-decoder, cross first shown.

@@ -94,6 +94,22 @@ def test_graph_npz_weights_sum_to_one_over_each_nodes_edges(tmp_path, tiny_plane
         np.testing.assert_allclose(sums, 1.0, atol=1e-5)
 
 
+def test_classify_npz_holds_pooling_and_self_attention(tmp_path, tiny_classifier_dir):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("a wonderful , moving film\n\nboring and far too long\n")
+    out = tmp_path / "classify.npz"
+    proc = seqattn("classify", texts, "--model", tiny_classifier_dir, "--format", "tsv", "--attention-out", out)
+    assert proc.returncode == 0, proc.stderr
+    z = _npz(out)
+    assert len(z["inputs"]) == 2 and str(z["r0/kind"]) == "classify"
+    pooling, self_attention = z["r0/m0/weights"], z["r0/m1/weights"]
+    assert str(z["r0/m0/key"]) == "pooling" and pooling.shape[:3] == (1, pooling.shape[1], 1)
+    assert list(z["r0/m0/keys"]) == "a wonderful , moving film".split()
+    assert self_attention.shape[0] == 1 and self_attention.shape[3] == 2 * int(z["r0/m1/window"]) + 1
+    for weights in (pooling, self_attention):
+        np.testing.assert_allclose(_row_sums(weights), 1.0, atol=1e-5)
+
+
 # ------------------------------------------------------------------ pictures
 
 

@@ -1,6 +1,6 @@
 """The exported HTML in a real headless browser (Debian's chromium, driven over the DevTools protocol).
 
-For a page of each command (tag, speech, seq2seq, graph): it makes no request but its own
+For a page of each command (tag, speech, seq2seq, graph, classify): it makes no request but its own
 (file:// and http://), every input, attention, view, layer and head can be chosen with the
 page's own controls and draws, no script error, and a screenshot of each view is not blank.
 The CSP test serves the page from a local http.server that sends the header
@@ -65,7 +65,7 @@ EVERY_CHOICE = r"""
 
 
 @pytest.fixture(scope="module")
-def pages(tmp_path_factory, tiny_planetoid, tiny_graph_model_dir) -> dict:
+def pages(tmp_path_factory, tiny_planetoid, tiny_graph_model_dir, tiny_classifier_dir) -> dict:
     """One exported page per command, from the repository's data/ inputs."""
     folder = tmp_path_factory.mktemp("pages")
     words = folder / "words.txt"
@@ -76,6 +76,7 @@ def pages(tmp_path_factory, tiny_planetoid, tiny_graph_model_dir) -> dict:
                    "--format", "tsv"),
         "seq2seq": ("seq2seq", words, "--format", "tsv"),
         "graph": ("graph", tiny_planetoid, "--model", tiny_graph_model_dir, "--attention", "3"),
+        "classify": ("classify", words, "--model", tiny_classifier_dir, "--format", "tsv"),
     }
     made = {}
     for name, args in runs.items():
@@ -86,19 +87,22 @@ def pages(tmp_path_factory, tiny_planetoid, tiny_graph_model_dir) -> dict:
     return made
 
 
-def _not_blank(png: bytes) -> float:
+def _drawn(page) -> int:
+    """Pixels of a screenshot, inside the drawing area (#stage), clearly not the white background."""
     from PIL import Image
 
-    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=np.float64)
-    stage = pixels[80:]  # below the header
-    return float(stage.std())
+    box = page.evaluate("(() => { const r = document.getElementById('stage').getBoundingClientRect();"
+                        " return [r.left, r.top, r.right, r.bottom].map(Math.round); })()")
+    pixels = np.asarray(Image.open(io.BytesIO(page.screenshot())).convert("RGB"), dtype=np.float64)
+    stage = pixels[max(0, box[1]):box[3], max(0, box[0]):box[2]]
+    return int(((255.0 - stage).max(axis=2) > 40).sum())
 
 
 def _views(page) -> list[str]:
     return page.evaluate("[...document.querySelectorAll('#views button')].map(b => b.dataset.view)")
 
 
-@pytest.mark.parametrize("name", ["tag", "speech", "seq2seq", "graph"])
+@pytest.mark.parametrize("name", ["tag", "speech", "seq2seq", "graph", "classify"])
 def test_page_from_file_makes_no_request_and_every_choice_draws(pages, name, tmp_path):
     url = pages[name].as_uri()
     with browser.Browser() as chromium:
@@ -109,9 +113,8 @@ def test_page_from_file_makes_no_request_and_every_choice_draws(pages, name, tmp
         assert walked["count"] >= 6
         for view in _views(page):
             page.evaluate(f"seqattn.select({{input: 0, view: '{view}', head: 'mean'}})")
-            shot = page.screenshot()
-            (tmp_path / f"{name}-{view}.png").write_bytes(shot)
-            assert _not_blank(shot) > 8.0, f"{name} {view}: the screenshot is blank"
+            (tmp_path / f"{name}-{view}.png").write_bytes(page.screenshot())
+            assert _drawn(page) > 1000, f"{name} {view}: the screenshot is blank where the page draws"
         if name == "graph":  # moving to a neighbour through the node box
             page.evaluate("(() => { const n = document.getElementById('node'); n.value = seqattn.data.inputs[0]"
                           ".graph.nodes[0]; n.dispatchEvent(new Event('change')); })()")
@@ -135,7 +138,7 @@ class _CSPHandler(http.server.SimpleHTTPRequestHandler):
         super().do_GET()
 
 
-@pytest.mark.parametrize("name", ["tag", "speech", "seq2seq", "graph"])
+@pytest.mark.parametrize("name", ["tag", "speech", "seq2seq", "graph", "classify"])
 def test_page_under_the_csp_header_works_and_violates_nothing(pages, name):
     handler = functools.partial(_CSPHandler, directory=str(pages[name].parent))
     _CSPHandler.requested = []
@@ -150,7 +153,7 @@ def test_page_under_the_csp_header_works_and_violates_nothing(pages, name):
             walked = page.evaluate(EVERY_CHOICE)
             assert walked["failed"] == 0, walked["bad"]
             page.evaluate("seqattn.select({input: 0, head: 'mean'})")
-            assert _not_blank(page.screenshot()) > 8.0
+            assert _drawn(page) > 1000
             assert page.evaluate("window.__violations") == []
             assert page.errors == []
             assert page.requests == [url]
