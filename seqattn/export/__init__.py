@@ -48,8 +48,8 @@ from seqattn.export.records import (AttentionMap, AttentionRecord, GraphAttentio
                                     classify_record, graph_record, seq2seq_record, tokens_record)
 
 __all__ = ["AttentionMap", "AttentionRecord", "GraphAttention", "SpeechExtras", "RecordCollector", "as_numpy",
-           "check_attention_out", "classify_record", "export_attention", "export_format", "graph_record", "seq2seq_record",
-           "tokens_record"]
+           "check_attention_out", "classify_record", "export_attention", "export_format", "graph_record",
+           "seq2seq_record", "tokens_record"]
 
 MAX_RECORDS = 1000  # inputs kept by a streaming command (tag reads a corpus)
 MAX_WEIGHTS = 1 << 25  # weights kept in memory (128 MiB of float32), whichever cap comes first
@@ -82,7 +82,9 @@ class RecordCollector:
 
     def add(self, record: AttentionRecord) -> bool:
         size = sum(_size(m.weights) for m in record.maps)
-        if self.full or len(self.records) >= self.max_records or (self.records and self.weights + size > self.max_weights):
+        too_many = len(self.records) >= self.max_records
+        too_big = bool(self.records) and self.weights + size > self.max_weights  # the first is always kept
+        if self.full or too_many or too_big:
             self.dropped += 1
             return False
         self.records.append(record)

@@ -60,8 +60,8 @@ def _u16(values: np.ndarray) -> str:
 
 def _record(record: AttentionRecord) -> dict:
     record.check()
-    out: dict = {"name": printable(record.name), "kind": record.kind, "caption": printable(record.caption), "primary": record.primary,
-                 "maps": []}
+    out: dict = {"name": printable(record.name), "kind": record.kind, "caption": printable(record.caption),
+                 "primary": record.primary, "maps": []}
     bin_steps = 1
     if record.kind == "speech" and record.maps:
         bin_steps = max(1, math.ceil(record.maps[0].shape[2] / MAX_TIME_COLUMNS))
@@ -92,7 +92,8 @@ def _map(amap: AttentionMap, bin_steps: int) -> dict:
                             for layer in range(n_layers) for head in range(n_heads)])
         columns = weights.shape[1]
     return {"key": amap.key, "title": amap.title, "shape": [n_layers, n_heads, columns, k], "window": amap.window,
-            "bin": bin_steps, "queries": None if amap.queries is None or bin_steps > 1 else [printable(q) for q in amap.queries],
+            "bin": bin_steps,
+            "queries": None if amap.queries is None or bin_steps > 1 else [printable(q) for q in amap.queries],
             "keys": None if amap.keys is None else [printable(q) for q in amap.keys], "weights": _u16(weights)}
 
 

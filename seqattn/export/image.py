@@ -190,8 +190,8 @@ def _speech(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> Non
     ratios = [3, 0.6] + [2] * len(panels)
     axes = fig.subplots(len(ratios), 1, sharex=True, gridspec_kw={"height_ratios": ratios})
     fig.subplots_adjust(left=0.07, right=0.98, top=0.93, bottom=0.13, hspace=0.35)
-    axes[0].imshow(spectrogram.T, origin="lower", aspect="auto", cmap="magma", extent=(0, duration, 0, spectrogram.shape[1]),
-                   interpolation="nearest")
+    axes[0].imshow(spectrogram.T, origin="lower", aspect="auto", cmap="magma",
+                   extent=(0, duration, 0, spectrogram.shape[1]), interpolation="nearest")
     axes[0].set_ylabel("mel band")
     axes[0].set_title(_label(record.name, 80) + (f"  ({record.caption})" if record.caption else ""), fontsize=10)
     segments = axes[1]
@@ -204,7 +204,8 @@ def _speech(fig, record: AttentionRecord, panels: Sequence[Panel], which) -> Non
     segments.set_ylabel("segments", rotation=0, ha="right", va="center")
     for ax, (layer, head) in zip(axes[2:], panels):
         heads = range(n_heads) if head is None else [head]
-        band = np.mean([_binned(lambda a, b, h=h: amap.weights[layer, h, a:b], steps, bin_steps) for h in heads], axis=0)
+        band = np.mean([_binned(lambda a, b, h=h: amap.weights[layer, h, a:b], steps, bin_steps) for h in heads],
+                       axis=0)
         w = amap.window
         ax.imshow(band.T, origin="upper", aspect="auto", cmap="Blues", extent=(0, duration, w + 0.5, -w - 0.5),
                   vmin=0.0, vmax=max(float(band.max()), 1e-9), interpolation="nearest")
@@ -236,4 +237,5 @@ def _graph(fig, record: AttentionRecord, panels: Sequence[Panel]) -> None:
     ax.set_xticks(range(len(panels)), [f"L{l}" + ("mean" if h is None else f"h{h}") for l, h in panels], rotation=90)
     ax.xaxis.tick_top()
     shown = f"the {len(order)} heaviest of " if len(into) > len(order) else ""
-    fig.suptitle(f"node {_label(graph.nodes[node], 40)}: {shown}{len(into)} incoming edges (self included)", fontsize=10)
+    fig.suptitle(f"node {_label(graph.nodes[node], 40)}: {shown}{len(into)} incoming edges (self included)",
+                 fontsize=10)

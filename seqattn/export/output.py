@@ -77,7 +77,8 @@ def check_attention_out(path: str | Path, inputs: Iterable[str | Path] = ()) -> 
         raise InputError(f"{OPTION} {path}: a symbolic link; give the file itself")
     if out.exists():
         if out.is_dir():
-            raise InputError(f"{OPTION} {path}: a directory; give a file name such as {out / ('attention' + out.suffix)}")
+            example = out / ("attention" + out.suffix)
+            raise InputError(f"{OPTION} {path}: a directory; give a file name such as {example}")
         if not out.is_file():
             raise InputError(f"{OPTION} {path}: not a regular file")
         for given in inputs:

@@ -62,7 +62,8 @@ class Browser:
             import fcntl
 
             # Out of the way first (a pipe end may itself be fd 3 or 4); dup2 then clears close-on-exec.
-            reading, writing = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10), fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
+            reading = fcntl.fcntl(to_browser_r, fcntl.F_DUPFD, 10)
+            writing = fcntl.fcntl(from_browser_w, fcntl.F_DUPFD, 10)
             os.dup2(reading, 3)
             os.dup2(writing, 4)
 
@@ -186,7 +187,8 @@ class Page:
         result = self.browser.call("Runtime.evaluate", {"expression": expression, "returnByValue": True,
                                                         "awaitPromise": True}, session=self.session)
         if "exceptionDetails" in result:
-            raise BrowserError(f"{expression[:80]}: {result['exceptionDetails'].get('exception', {}).get('description')}")
+            details = result["exceptionDetails"].get("exception", {}).get("description")
+            raise BrowserError(f"{expression[:80]}: {details}")
         return result["result"].get("value")
 
     def screenshot(self) -> bytes:

@@ -156,7 +156,8 @@ def test_html_is_self_contained_and_labels_stay_text(tmp_path):
     markup = re.sub(r"(?s)<script.*?</script>", "", code)
     assert not re.search(r"(?i)<[^>]*\s(src|href|action)\s*=|url\(|@import", markup), "no external resource"
     assert not re.search(r"fetch\(|XMLHttpRequest|WebSocket|eval\(|new Function|innerHTML|outerHTML|"
-                         r"insertAdjacentHTML|document\.write|setAttribute\(\s*.(src|href)", code), "no request, no markup"
+                         r"insertAdjacentHTML|document\.write|setAttribute\(\s*.(src|href)", code), \
+        "no request, no markup"
     assert "http://" not in code.replace("http://www.w3.org/2000/svg", "") and "https://" not in code
     payload = json.loads(data)
     assert payload["inputs"][0]["maps"][0]["queries"][:3] == hostile[:3]
