@@ -70,6 +70,10 @@ class Classifier(WordFeatures):
         self.head = MultiHeadPoolingHead(cfg.encoder.d_model, len(cfg.labels), cfg.pool_heads, cfg.pool_hidden,
                                          cfg.encoder.dropout)
 
+    def encode(self, batch: dict[str, Tensor]) -> Tensor:
+        """The encoder's output vectors.  Shapes: batch -> (B, N, d_model)."""
+        return self.encoder(self.features(batch), batch["padding"])
+
     def forward(self, batch: dict[str, Tensor], return_weights: bool = False):
         x = self.features(batch)  # (B, N, d_model)
         if return_weights:

@@ -236,6 +236,7 @@ class ClassifierOptions:
     word_dropout: float = 0.1  # a training word becomes <unk> with this probability (its characters stay)
     label_smoothing: float = 0.0
     label_names: dict[str, str] | None = None  # data label -> printed name ("0" -> "negative")
+    spans: bool = True  # train texts that are word spans of longer training texts inside them (``phrase_spans``)
 
     def check(self) -> None:
         """Raises InputError naming the option of a value outside [0, 1), or names that repeat."""
@@ -312,7 +313,11 @@ class ClassifierTask:
         subwords = SubwordModel(self.spm_path)
         self.cfg.subword_vocab_size = len(subwords)
         self.featurizer = Featurizer(self.cfg, subwords)
-        self.lengths = [len(w) for w in self.train_words]
+        if self.options.spans:
+            self.roots, self.members = phrase_spans(self.train_words)
+        else:
+            self.roots, self.members = list(range(len(train))), [[(i, 0, len(w))] for i, w in enumerate(self.train_words)]
+        self.lengths = [len(self.train_words[i]) for i in self.roots]
 
     def _words(self, example: LabelledText, source: Path) -> list[str]:
         words = text_words(example.text, self.cfg.lowercase)[:MAX_TEXT_WORDS]
@@ -327,12 +332,24 @@ class ClassifierTask:
         return length_batches(self.lengths, self.batch_size, rng)
 
     def loss(self, model: Classifier, batch: list[int], generator: torch.Generator) -> tuple[torch.Tensor, float]:
-        """Mean cross-entropy over the batch's texts, and the text count."""
-        features = to_device(self.featurizer.batch([self.train_words[i] for i in batch], None,
+        """Mean cross-entropy over the labelled spans of the batch's root texts, and the span count.
+
+        One encoder pass per root text; each labelled span (the root itself, and the training
+        texts found inside it) is pooled over its own words only and classified.
+        Shapes: batch of B roots -> h (B, N, d) -> S spans -> logits (S, n_classes)
+        """
+        roots = [self.roots[r] for r in batch]
+        features = to_device(self.featurizer.batch([self.train_words[i] for i in roots], None,
                                                    self.options.word_dropout, generator), self.device)
-        labels = torch.tensor([self.train_labels[i] for i in batch], device=self.device)
-        loss = F.cross_entropy(model(features), labels, ignore_index=-100, label_smoothing=self.options.label_smoothing)
-        return loss, float(len(batch))
+        h = model.encode(features)  # (B, N, d)
+        spans = [(row, start, end, self.train_labels[i]) for row, r in enumerate(batch)
+                 for i, start, end in self.members[r]]
+        rows, starts, ends, labels = (torch.tensor(column, device=self.device) for column in zip(*spans))
+        positions = torch.arange(h.shape[1], device=self.device)
+        outside = (positions[None, :] < starts[:, None]) | (positions[None, :] >= ends[:, None])  # (S, N)
+        logits = model.head(h.index_select(0, rows), outside)  # (S, n_classes)
+        loss = F.cross_entropy(logits, labels, ignore_index=-100, label_smoothing=self.options.label_smoothing)
+        return loss, float(len(spans))
 
     def evaluate(self, model: Classifier) -> dict:
         classifier = LoadedClassifier(model, self.featurizer, {}, Path("."), self.device)
@@ -348,6 +365,43 @@ class ClassifierTask:
 
     def record(self) -> dict:
         return {"train": str(self.train_path), "dev": str(self.dev_path)}
+
+
+MAX_SPAN_ROOT_WORDS = 128  # the spans of longer texts are not looked up (their number grows with N^2)
+
+
+def phrase_spans(texts: list[list[str]], max_root_words: int = MAX_SPAN_ROOT_WORDS
+                 ) -> tuple[list[int], list[list[tuple[int, int, int]]]]:
+    """Find the texts that are word spans of longer texts (SST's labelled phrases inside its sentences).
+
+    Longest first, each text either becomes a root or is found among the spans of an earlier root
+    (an identical text is a span of the first copy).  A root of more than ``max_root_words``
+    words keeps only itself.  Spans are found by hash and checked word by word.
+    Returns:
+        roots: indices of the texts that are no span of a longer one;
+        members: per root, (text index, start, end) of every text found inside it, the root
+        itself included (end exclusive, in words).
+    """
+    order = sorted(range(len(texts)), key=lambda i: (-len(texts[i]), i))
+    where: dict[int, tuple[int, int, int]] = {}  # hash of a span's words -> (root, start, end)
+    roots: list[int] = []
+    members: list[list[tuple[int, int, int]]] = []
+    for i in order:
+        words = tuple(texts[i])
+        hit = where.get(hash(words))
+        if hit is not None:
+            r, start, end = hit
+            if tuple(texts[roots[r]][start:end]) == words:
+                members[r].append((i, start, end))
+                continue
+        r = len(roots)
+        roots.append(i)
+        members.append([(i, 0, len(words))])
+        if len(words) <= max_root_words:
+            for start in range(len(words)):
+                for end in range(start + 1, len(words) + 1):
+                    where.setdefault(hash(words[start:end]), (r, start, end))
+    return roots, members
 
 
 def _sorted_labels(labels: set[str]) -> list[str]:

@@ -9,14 +9,14 @@ import pytest
 from tests.conftest import ROOT
 
 RECIPES = ROOT / "recipes"
-COMMANDS = {"en-upos": "tagger", "digits": "speech", "cora": "graph", "en-g2p-1": "seq2seq", "en-g2p-2": "seq2seq",
+COMMANDS = {"en-upos": "tagger", "en-sentiment": "classifier", "digits": "speech", "cora": "graph", "en-g2p-1": "seq2seq", "en-g2p-2": "seq2seq",
             "en-g2p-3": "seq2seq"}
 
 
 def _command(name: str):
-    from seqattn.cli import graph, seq2seq, speech, tag
+    from seqattn.cli import classify, graph, seq2seq, speech, tag
 
-    return {"tagger": tag.train_tagger_cli, "speech": speech.train_speech_cli, "graph": graph.train_graph_cli,
+    return {"classifier": classify.train_classifier_cli, "tagger": tag.train_tagger_cli, "speech": speech.train_speech_cli, "graph": graph.train_graph_cli,
             "seq2seq": seq2seq.train_seq2seq_cli}[COMMANDS[name]]
 
 
@@ -98,3 +98,27 @@ def test_en_g2p_last_recipe_has_the_shipped_settings():
     encoder = _shipped("en-g2p")["config"]["encoder"]
     assert (first["layers"], first["d_model"], first["heads"], first["d_ff"], first["dropout"]) == \
         (encoder["n_layers"], encoder["d_model"], encoder["n_heads"], encoder["d_ff"], encoder["dropout"])
+
+
+def test_en_sentiment_recipe_builds_the_shipped_architecture_and_settings():
+    from seqattn.cli.classify import _parse_label_names
+    from seqattn.cli.train_options import fit_settings, model_options
+    from seqattn.models.classifier import ClassifierConfig
+    from seqattn.tasks.classification import classifier_settings
+    from seqattn.training.options import ENCODER_OPTIONS
+
+    merged = _merged("en-sentiment")
+    config = ClassifierConfig()
+    model_options(merged, "classifier", ENCODER_OPTIONS).apply_to_encoder(config.encoder)
+    shipped = _shipped("en-sentiment")
+    built = config.to_dict()
+    for key, value in shipped["config"]["encoder"].items():
+        assert built["encoder"][key] == value, key
+    for key in ("word_dim", "char_filters", "subword_dim", "pool_heads", "pool_hidden"):
+        assert built[key] == shipped["config"][key], key
+    settings, old = fit_settings(classifier_settings(), merged), shipped["training"]["settings"]
+    for key in ("epochs", "batch_size", "lr", "warmup_steps", "weight_decay", "seed"):
+        assert getattr(settings, key) == old[key], key
+    assert merged["word_dropout"] == shipped["training"]["options"]["task"]["word_dropout"]
+    names = _parse_label_names(merged["label_names"])
+    assert [names[label] for label in shipped["config"]["labels"]] == shipped["config"]["label_names"]
