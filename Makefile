@@ -23,6 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q
 
 bench: $(STAMP)
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[bench]'
 	$(PY) benchmarks/run_all.py
 
 # >= 10,000 generated inputs per reader (text, CoNLL-U, audio, graph) and a sample through the CLI;
