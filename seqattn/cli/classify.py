@@ -8,6 +8,7 @@ from typing import Optional
 import typer
 
 from seqattn.cli.attention_out import attention_out_option
+from seqattn.cli.attention_options import head_option, kind_option, layer_option
 from seqattn.models.device import DEVICE_HELP
 from seqattn.readers.text import MAX_LINE_BYTES
 
@@ -24,10 +25,9 @@ def classify_cli(
     attention: bool = typer.Option(False, "--attention", help="Show which words the text's vector attended to "
                                    "(the pooling attention, per head) and one layer's self-attention (pretty), or "
                                    "add both to each object (jsonl)."),
-    layer: int = typer.Option(-1, "--layer", help="Encoder layer whose self-attention --attention shows (0-based; "
-                                                  "-1 = last)."),
-    head: Optional[int] = typer.Option(None, "--head", help="Encoder head to show (0-based); default: mean over "
-                                                            "heads.", show_default=False),
+    layer: str = layer_option(),
+    head: Optional[str] = head_option(),
+    attention_kind: str = kind_option(),
     attention_out: Optional[Path] = attention_out_option(),
     device: str = typer.Option("cpu", "--device", help=DEVICE_HELP),
     max_line_bytes: int = typer.Option(MAX_LINE_BYTES, "--max-line-bytes", help="Longest line read whole; the "
@@ -51,6 +51,9 @@ def classify_cli(
     fmt = choose_format(format, ("pretty", "tsv", "jsonl"))
     check_device(device)
     check_max_line_bytes(max_line_bytes)
+    from seqattn.cli.attention_options import parse_request
+
+    request = parse_request(layer, head, attention_kind)
     if attention and fmt not in ("pretty", "jsonl"):
         raise InputError(f"--attention draws with --format pretty or adds weights with jsonl, not {fmt}")
     from seqattn.cli.attention_out import check_out
@@ -66,11 +69,7 @@ def classify_cli(
     with open_text(file, max_line_bytes) as lines:  # first, so a missing file is reported before the model loads
         classifier = load_classifier(model, device)
         encoder = classifier.cfg.encoder
-        if not -encoder.n_layers <= layer < encoder.n_layers:
-            raise InputError(f"--layer {layer} is outside the model's {encoder.n_layers} layers "
-                             f"(0..{encoder.n_layers - 1} or -1)")
-        if head is not None and not 0 <= head < encoder.n_heads:
-            raise InputError(f"--head {head} is outside the model's {encoder.n_heads} heads (0..{encoder.n_heads - 1})")
+        selection = request.resolve(encoder.n_layers, encoder.n_heads)
         out = console() if fmt == "pretty" else None
         pending: list[tuple[int, str, list[str]]] = []  # (line number, text, words); words [] = empty line
         from seqattn.export import RecordCollector, classify_record
@@ -87,7 +86,7 @@ def classify_cli(
                 if collector is not None and result is not None and collector.wants():
                     collector.add(classify_record(text.strip(), result.words, result.pooling, result.attention,
                                                   classifier.window, f"{result.label} ({result.probability:.3f})"))
-                _emit(fmt, out, rows, classifier, number, text, result, attention, layer, head, quiet)
+                _emit(fmt, out, rows, classifier, number, text, result, attention, selection, quiet)
             if fmt == "pretty" and rows:
                 from seqattn.render.classes import table
 
@@ -114,10 +113,10 @@ def classify_cli(
             from seqattn.cli.attention_out import finish
 
             finish(export_to, collector.records, quiet=quiet, which="self", dropped=collector.dropped,
-                   kept_what="texts", panels=[(layer % encoder.n_layers, head)])
+                   kept_what="texts", panels=[(p.layer, p.head) for p in selection.panels])
 
 
-def _emit(fmt, out, rows, classifier, number, text, result, attention, layer, head, quiet) -> None:
+def _emit(fmt, out, rows, classifier, number, text, result, attention, selection, quiet) -> None:
     """Write one line's answer (or its empty line) in ``fmt``."""
     from seqattn.cli.common import say, write
     from seqattn.render import classes as render
@@ -134,10 +133,12 @@ def _emit(fmt, out, rows, classifier, number, text, result, attention, layer, he
             return
         extra = {"unknown_words": round(result.unknown, 4)}
         if attention:
+            from seqattn.render.json_line import attention_json
+
             extra.update(words=result.words,
                          pooling=[[round(v, 4) for v in row] for row in result.pooling.tolist()],
-                         attention=[[round(v, 4) for v in row] for row in _layer_matrix(result, layer, head,
-                                                                                          classifier.window)])
+                         attention=attention_json(_attention_maps(result, selection, classifier.window),
+                                                  selection.panels, selection.kind))
         write(render.jsonl(text, result.label, classifier.labels, result.probabilities, extra))
         return
     rows.append((None, None, text) if result is None else (result.label, result.probability, text))
@@ -149,20 +150,21 @@ def _emit(fmt, out, rows, classifier, number, text, result, attention, layer, he
         pooling = result.pooling.tolist()
         out.print(heatmap(pooling, [f"pool {h}" for h in range(len(pooling))], result.words,
                           "attention pooling: the text's vector, per head"))
-        n_layers = classifier.cfg.encoder.n_layers
-        title = f"self-attention, layer {layer % n_layers}, " + ("mean of heads" if head is None else f"head {head}")
-        out.print(heatmap(_layer_matrix(result, layer, head, classifier.window), result.words, result.words, title))
+        from seqattn.render.tags import attention as attention_maps
+
+        out.print(attention_maps(result.words, _attention_maps(result, selection, classifier.window),
+                                 f"self-attention, {selection.grid_title}"))
         out.print()
 
 
-def _layer_matrix(result, layer: int, head: int | None, window: int | None) -> list[list[float]]:
-    """(N, N) self-attention of one layer, one head or the mean of heads, as nested lists."""
-    from seqattn.nn.attention import band_to_dense
+def _attention_maps(result, selection, window: int | None) -> list[tuple[str, list[list[float]]]]:
+    """(title, (N, N) weights as nested lists) per panel of ``selection`` (seqattn.cli.attention_options):
+    one head, the mean of heads, or the rollout through a layer."""
+    from seqattn.analysis.maps import attention_maps
 
-    weights = result.attention[layer]
-    if window is not None:
-        weights = band_to_dense(weights, window)
-    return (weights.mean(0) if head is None else weights[head]).tolist()
+    maps = attention_maps(result.attention, [(p.layer, p.head) for p in selection.panels], window, selection.kind)
+    return [(f"self-attention, {p.title}" if selection.single else p.short, m.tolist())
+            for p, m in zip(selection.panels, maps)]
 
 
 def evaluate_classifier_cli(

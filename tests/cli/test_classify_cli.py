@@ -127,3 +127,19 @@ def test_training_refuses_dev_labels_it_never_saw(data, tmp_path):
                    "--out", str(tmp_path / "m"), "--epochs", "1", "--quiet")
     assert proc.returncode == 2 and b"neutral" in proc.stderr and b"Traceback" not in proc.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_layer_and_head_take_all_and_mean_and_rollout(model_dir):
+    proc = seqattn("classify", "-", "--model", model_dir, "--format", "jsonl", "--attention", "--head", "all",
+                   input=b"A lovely film.\n")
+    assert proc.returncode == 0, proc.stderr
+    maps = json.loads(proc.stdout)["attention"]
+    assert [(m["layer"], m["head"]) for m in maps] == [(0, 0), (0, 1)]
+    proc = seqattn("classify", "-", "--model", model_dir, "--format", "jsonl", "--attention",
+                   "--attention-kind", "rollout", input=b"A lovely film.\n")
+    assert proc.returncode == 0, proc.stderr
+    for row in json.loads(proc.stdout)["attention"]:
+        assert abs(sum(row) - 1) < 1e-3  # rollout rows are distributions too
+    proc = seqattn("classify", "-", "--model", model_dir, "--format", "jsonl", "--attention", "--layer", "5",
+                   input=b"x\n")
+    assert proc.returncode == 2 and b"--layer" in proc.stderr and b"Traceback" not in proc.stderr
