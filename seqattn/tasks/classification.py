@@ -268,16 +268,11 @@ class ClassifierTask:
 
     def __init__(self, train_path: str | Path, dev_path: str | Path, config: ClassifierConfig,
                  options: ClassifierOptions, settings: FitSettings):
-        from seqattn.training.engine import file_checksum
+        from seqattn.training.engine import run_identity
 
         self.train_path, self.dev_path, self.cfg, self.options = Path(train_path), Path(dev_path), config, options
-        for path in (self.train_path, self.dev_path):
-            if not path.is_file():
-                raise InputError(f"{path}: no such file")
-        settings_id = {k: v for k, v in vars(settings).items() if k != "device"}
-        self._identity = {"options": {"fit": {k: list(v) if isinstance(v, tuple) else v for k, v in settings_id.items()},
-                                      "model": config.to_dict(), "task": vars(options)},
-                          "data": {"train": file_checksum(self.train_path), "dev": file_checksum(self.dev_path)}}
+        self._identity = run_identity(settings, config.to_dict(), options,
+                                      {"train": self.train_path, "dev": self.dev_path})
         self.batch_size = settings.batch_size
         self._tmp = tempfile.TemporaryDirectory(prefix="seqattn-classifier-")
         self.device = torch.device("cpu")

@@ -186,6 +186,22 @@ def file_checksum(path: str | Path) -> str:
     return digest.hexdigest()
 
 
+def run_identity(settings: "FitSettings", model: dict, options, data: dict[str, Path]) -> dict:
+    """What a resumed run must share with the run that wrote its checkpoint (``Task.identity``).
+
+    The fit settings but the device, the model config, the task's own options (a dataclass) and
+    the sha256 of each data file (by role: "train", "dev").
+    Raises:
+        InputError: a data file that does not exist.
+    """
+    for path in data.values():
+        if not Path(path).is_file():
+            raise InputError(f"{path}: no such file")
+    fit_options = {k: list(v) if isinstance(v, tuple) else v for k, v in vars(settings).items() if k != "device"}
+    return {"options": {"fit": fit_options, "model": model, "task": vars(options)},
+            "data": {role: file_checksum(path) for role, path in data.items()}}
+
+
 def versions() -> dict:
     from seqattn import __version__
 
