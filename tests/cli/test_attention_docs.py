@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.cli.test_speech_docs import matches
+from tests.cli.test_speech_docs import console_examples, matches, section_of
 from tests.conftest import ROOT, SHARED_DATA
 
 DOC = ROOT / "docs" / "attention.md"
@@ -21,23 +21,7 @@ SECTION = "## In the terminal"
 
 
 def examples() -> list[tuple[str, list[str]]]:
-    text = DOC.read_text(encoding="utf-8")
-    section = text[text.index(SECTION):]
-    end = re.search(r"^## ", section[len(SECTION):], flags=re.M)
-    section = section[:len(SECTION) + end.start()] if end else section
-    found = []
-    for block in re.findall(r"```console\n(.*?)```", section, flags=re.S):
-        command, expected = None, []
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                if command:
-                    found.append((command, expected))
-                command, expected = line[2:], []
-            else:
-                expected.append(line.rstrip())
-        if command:
-            found.append((command, expected))
-    return found
+    return console_examples(section_of(DOC.read_text(encoding="utf-8"), SECTION))
 
 
 def test_the_section_has_examples_of_every_command():

@@ -18,9 +18,10 @@ from tests.conftest import ROOT
 DOC = ROOT / "docs" / "speech.md"
 
 
-def examples(doc=DOC) -> list[tuple[str, list[str]]]:
+def console_examples(text: str) -> list[tuple[str, list[str]]]:
+    """(command, expected output lines) of every "$ " line in the ```console blocks of ``text``."""
     found = []
-    for block in re.findall(r"```console\n(.*?)```", doc.read_text(encoding="utf-8"), flags=re.S):
+    for block in re.findall(r"```console\n(.*?)```", text, flags=re.S):
         command, expected = None, []
         for line in block.splitlines():
             if line.startswith("$ "):
@@ -32,6 +33,17 @@ def examples(doc=DOC) -> list[tuple[str, list[str]]]:
         if command:
             found.append((command, expected))
     return found
+
+
+def section_of(text: str, heading: str) -> str:
+    """The part of a Markdown page from ``heading`` to the next "## " heading (or the end)."""
+    part = text[text.index(heading):]
+    end = re.search(r"^## ", part[len(heading):], flags=re.M)
+    return part[:len(heading) + end.start()] if end else part
+
+
+def examples(doc=DOC) -> list[tuple[str, list[str]]]:
+    return console_examples(doc.read_text(encoding="utf-8"))
 
 
 def line_matches(actual: str, expected: str) -> bool:

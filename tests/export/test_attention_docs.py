@@ -13,7 +13,7 @@ import shutil
 import subprocess
 import sys
 
-from tests.cli.test_speech_docs import matches
+from tests.cli.test_speech_docs import console_examples, matches, section_of
 from tests.conftest import ROOT, SHARED_DATA, require_shared
 
 DOC = ROOT / "docs" / "attention.md"
@@ -21,26 +21,11 @@ SECTION = "## In files"
 
 
 def section() -> str:
-    text = DOC.read_text(encoding="utf-8")
-    part = text[text.index(SECTION):]
-    end = re.search(r"^## ", part[len(SECTION):], flags=re.M)
-    return part[:len(SECTION) + end.start()] if end else part
+    return section_of(DOC.read_text(encoding="utf-8"), SECTION)
 
 
 def examples() -> list[tuple[str, list[str]]]:
-    found = []
-    for block in re.findall(r"```console\n(.*?)```", section(), flags=re.S):
-        command, expected = None, []
-        for line in block.splitlines():
-            if line.startswith("$ "):
-                if command:
-                    found.append((command, expected))
-                command, expected = line[2:], []
-            else:
-                expected.append(line.rstrip())
-        if command:
-            found.append((command, expected))
-    return found
+    return console_examples(section())
 
 
 def test_the_section_shows_every_command_and_format():
