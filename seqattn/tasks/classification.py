@@ -105,7 +105,7 @@ class LoadedClassifier:
                 max_tokens: int = 4096) -> list[Classified]:
         """Classify texts given as word lists, batching by length; keeps the input order.
 
-        An empty word list gets the prior-free answer of an empty input: it is refused.
+        An empty word list has no class and is refused (callers keep empty lines out).
         Raises:
             InputError: an empty text (no words).
         Shapes:
